@@ -1,0 +1,131 @@
+/**
+ * The resolved configuration: what the YAML file says after validation, defaults,
+ * `${ENV}` substitution and unit conversion. Durations are milliseconds (`…Ms`),
+ * sizes are bytes (`…Bytes`). The object is deeply frozen; pass it down, never import it.
+ */
+export interface ListenerConfig {
+  readonly host: string;
+  readonly port: number;
+  /** TLS from the first byte (port 465 style) instead of STARTTLS. */
+  readonly implicitTls: boolean;
+}
+
+export interface TlsConfig {
+  readonly keyPath: string;
+  readonly certPath: string;
+}
+
+export interface LimitsConfig {
+  readonly maxMessageSizeBytes: number;
+  readonly maxRecipients: number;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+}
+
+export interface RelayUser {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface RelayConfig {
+  /** CIDR blocks allowed to relay without AUTH. Default loopback only. */
+  readonly allowNetworks: readonly string[];
+  readonly users: readonly RelayUser[];
+  readonly allowInsecureAuth: boolean;
+}
+
+export interface SmtpPolicyConfig {
+  readonly bareLineEndings: 'reject' | 'normalize';
+}
+
+export interface SpoolConfig {
+  readonly path: string;
+  readonly maxQueued: number;
+  readonly minFreeDiskBytes: number;
+  readonly retainFinishedMs: number;
+}
+
+export interface RetryConfig {
+  readonly scheduleMs: readonly number[];
+  /** Fraction (0..1) of each interval added or removed at random. 0 turns jitter off. */
+  readonly jitter: number;
+  readonly maxAgeMs: number;
+  readonly delayWarningAfterMs: number | null;
+}
+
+export interface CircuitConfig {
+  readonly failures: number;
+  readonly probeMs: number;
+}
+
+interface TargetBase {
+  readonly name: string;
+  /** Upper bound of concurrent deliveries to this target. */
+  readonly concurrency: number;
+  readonly circuit: CircuitConfig;
+}
+
+export interface HttpTargetConfig extends TargetBase {
+  readonly type: 'http';
+  readonly url: string;
+  readonly format: 'json' | 'raw';
+  readonly headers: Readonly<Record<string, string>>;
+  readonly signingSecret: string | null;
+  readonly timeoutMs: number;
+}
+
+export interface SmtpTargetConfig extends TargetBase {
+  readonly type: 'smtp';
+  readonly host: string;
+  readonly port: number;
+  readonly secure: 'none' | 'starttls' | 'tls';
+  /** Accept self-signed / mismatched certificates (tests, private networks). */
+  readonly tlsRejectUnauthorized: boolean;
+  readonly auth: { readonly user: string; readonly pass: string } | null;
+  readonly pool: { readonly maxConnections: number; readonly maxMessagesPerConnection: number };
+  readonly timeoutMs: number;
+}
+
+export interface FileTargetConfig extends TargetBase {
+  readonly type: 'file';
+  readonly path: string;
+}
+
+export type TargetConfig = HttpTargetConfig | SmtpTargetConfig | FileTargetConfig;
+
+export interface RouteConfig {
+  /** Glob on the recipient address (`*` matches everything), case-insensitive. */
+  readonly match: string;
+  /** One or more target names: later ones are tried when earlier ones answer ERROR. */
+  readonly targets: readonly string[];
+}
+
+export interface BouncesConfig {
+  readonly from: string;
+  /** Target that carries DSNs; null means route them like any message. */
+  readonly via: string | null;
+}
+
+export interface AdminConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string | null;
+}
+
+export interface Config {
+  readonly listen: readonly ListenerConfig[];
+  readonly hostname: string;
+  readonly tls: TlsConfig | null;
+  readonly limits: LimitsConfig;
+  readonly relay: RelayConfig;
+  readonly smtp: SmtpPolicyConfig;
+  readonly spool: SpoolConfig;
+  readonly dedup: { readonly windowMs: number };
+  readonly retry: RetryConfig;
+  readonly targets: Readonly<Record<string, TargetConfig>>;
+  readonly routes: readonly RouteConfig[];
+  readonly bounces: BouncesConfig;
+  readonly admin: AdminConfig;
+  readonly shutdownGraceMs: number;
+  readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+}
