@@ -43,6 +43,8 @@ export interface SpoolConfig {
   readonly maxQueued: number;
   readonly minFreeDiskBytes: number;
   readonly retainFinishedMs: number;
+  /** Share one fsync among concurrent messages (default). Off only to measure what it buys. */
+  readonly groupCommit: boolean;
 }
 
 export interface RetryConfig {

@@ -1,0 +1,2 @@
+export { buildDsn, dsnStatusFor } from './dsn.js';
+export type { DsnInput, DsnRecipient } from './dsn.js';

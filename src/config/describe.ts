@@ -1,0 +1,67 @@
+/**
+ * The resolved configuration as text for `onward check-config`. Secrets (header values,
+ * passwords, signing secrets, tokens, URL credentials) are printed as `***`.
+ */
+import type { Config, ListenerConfig, TargetConfig } from './types.js';
+
+const MASK = '***';
+
+export function describeConfig(config: Config): string {
+  const targets = Object.values(config.targets);
+  const nameWidth = Math.max(0, ...targets.map((t) => t.name.length));
+  const lines = [
+    `hostname: ${config.hostname}`,
+    'listen:',
+    ...config.listen.map((l) => `  ${describeListener(l, config.tls !== null)}`),
+    'targets:',
+    ...targets.map((t) => `  ${t.name.padEnd(nameWidth)}  ${describeTarget(t)}`),
+    'routes (first match wins, per recipient):',
+    ...config.routes.map((r) => `  ${r.match} -> ${r.targets.join(', then ')}`),
+    `bounces: from ${config.bounces.from} via ${config.bounces.via ?? 'routes'}`,
+    `relay: without AUTH from ${config.relay.allowNetworks.join(', ') || 'nowhere'}; ` +
+      `users: ${config.relay.users.map((u) => `${u.username}:${MASK}`).join(', ') || 'none'}`,
+    `spool: ${config.spool.path}`,
+    `admin: http://${hostPort(config.admin.host, config.admin.port)}` +
+      (config.admin.token === null ? ' (no token)' : ` (token ${MASK})`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function describeListener(listener: ListenerConfig, hasTls: boolean): string {
+  const address = hostPort(listener.host, listener.port);
+  if (listener.implicitTls) return `smtps://${address} (implicit TLS)`;
+  return `smtp://${address}${hasTls ? ' (STARTTLS)' : ''}`;
+}
+
+function describeTarget(target: TargetConfig): string {
+  const limits = `concurrency ${target.concurrency}`;
+  switch (target.type) {
+    case 'http': {
+      const extras = [`format ${target.format}`];
+      const headers = Object.keys(target.headers).map((h) => `${h}: ${MASK}`);
+      if (headers.length > 0) extras.push(`headers ${headers.join(', ')}`);
+      if (target.signingSecret !== null) extras.push(`signed (${MASK})`);
+      return `http  ${maskUrl(target.url)}  ${limits}  (${extras.join('; ')})`;
+    }
+    case 'smtp': {
+      const extras: string[] = [target.secure];
+      if (target.auth !== null) extras.push(`auth ${target.auth.user}:${MASK}`);
+      if (!target.tlsRejectUnauthorized) extras.push('certificates not verified');
+      return `smtp  ${hostPort(target.host, target.port)}  ${limits}  (${extras.join('; ')})`;
+    }
+    case 'file':
+      return `file  ${target.path}  ${limits}`;
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Hides `user:pass@` and query values, where webhook URLs often carry tokens. */
+function maskUrl(raw: string): string {
+  const url = new URL(raw);
+  if (url.password !== '') url.password = MASK;
+  for (const key of [...url.searchParams.keys()]) url.searchParams.set(key, MASK);
+  return url.toString();
+}

@@ -1,0 +1,5 @@
+/** The config module's public surface: load, validate and describe `onward.yaml`. */
+export type * from './types.js';
+export { DEFAULT_CONFIG_PATH, loadConfig, parseConfig, resolveConfigPath } from './load.js';
+export { describeConfig } from './describe.js';
+export { parseDuration, parseSize } from './units.js';

@@ -1,0 +1,265 @@
+/**
+ * The zod schema of the YAML file: key names and units as an operator writes them,
+ * defaults, and the transform into the `Config` shape the code uses.
+ * Cross-field checks (route targets exist, admin token off loopback, ...) live in load.ts.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { z } from 'zod';
+import type { Config, TargetConfig } from './types.js';
+import { parseDuration, parseSize } from './units.js';
+
+const DEFAULT_CONCURRENCY = { http: 16, file: 4 } as const;
+
+/** `10.0.0.0/8`, `::1/128`; a bare address means a single host. Returns null when invalid. */
+export function normalizeCidr(text: string): string | null {
+  const [address = '', prefix, ...rest] = text.trim().split('/');
+  const family = net.isIP(address);
+  if (family === 0 || rest.length > 0) return null;
+  const maxPrefix = family === 4 ? 32 : 128;
+  if (prefix === undefined) return `${address}/${maxPrefix}`;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > maxPrefix) return null;
+  return `${address}/${Number(prefix)}`;
+}
+
+function unitField(parse: (input: string | number) => number, expected: string) {
+  return z.unknown().transform((input, ctx): number => {
+    if (typeof input === 'string' || typeof input === 'number') {
+      try {
+        return parse(input);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message, input });
+        return z.NEVER;
+      }
+    }
+    const message = input === undefined ? `required, ${expected}` : expected;
+    ctx.addIssue({ code: 'custom', message, input });
+    return z.NEVER;
+  });
+}
+
+const duration = unitField(parseDuration, 'expected a duration like 30s, 5m, 4h');
+const positiveDuration = duration.refine((ms) => ms > 0, 'expected a duration greater than 0');
+const size = unitField(parseSize, 'expected a size like 512KB, 25MB or a number of bytes');
+
+// Every string scalar goes through `${VAR}` substitution, so numbers and booleans written
+// as `"${PORT}"` arrive as strings; accept their plain spellings.
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+    z.number().int().min(min).max(max),
+  );
+const bool = z.preprocess(
+  (v) => (v === 'true' ? true : v === 'false' ? false : v),
+  z.boolean(),
+);
+const port = int(0, 65535);
+const text = z.string().trim().min(1);
+const email = z
+  .string()
+  .trim()
+  .regex(/^[^\s@<>]+@[^\s@<>]+$/, 'expected an address like MAILER-DAEMON@relay.example.com');
+const targetName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'expected a name of letters, digits, ".", "_" or "-"');
+const cidr = z.string().transform((value, ctx): string => {
+  const normalized = normalizeCidr(value);
+  if (normalized !== null) return normalized;
+  ctx.addIssue({
+    code: 'custom',
+    message: `expected a network like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(value)}`,
+    input: value,
+  });
+  return z.NEVER;
+});
+
+const circuit = z
+  .strictObject({ failures: int(1).default(5), probe: positiveDuration.prefault('30s') })
+  .prefault({});
+
+const targetCommon = { concurrency: int(1).optional(), circuit };
+
+const httpTarget = z.strictObject({
+  type: z.literal('http'),
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+  format: z.enum(['json', 'raw']).default('json'),
+  headers: z.record(z.string(), z.string()).default({}),
+  signingSecret: text.nullish(),
+  timeout: positiveDuration.prefault('30s'),
+  ...targetCommon,
+});
+
+const smtpTarget = z.strictObject({
+  type: z.literal('smtp'),
+  host: text,
+  port: port.default(25),
+  secure: z.enum(['none', 'starttls', 'tls']).default('none'),
+  rejectUnauthorized: bool.default(true),
+  auth: z.strictObject({ user: text, pass: z.string() }).nullish(),
+  pool: z
+    .strictObject({
+      maxConnections: int(1).default(8),
+      maxMessagesPerConnection: int(1).default(100),
+    })
+    .prefault({}),
+  timeout: positiveDuration.prefault('60s'),
+  ...targetCommon,
+});
+
+const fileTarget = z.strictObject({ type: z.literal('file'), path: text, ...targetCommon });
+
+const target = z.discriminatedUnion('type', [httpTarget, smtpTarget, fileTarget]);
+
+function toTarget(name: string, t: z.output<typeof target>): TargetConfig {
+  const circuitConfig = { failures: t.circuit.failures, probeMs: t.circuit.probe };
+  switch (t.type) {
+    case 'http':
+      return {
+        name,
+        type: 'http',
+        url: t.url,
+        format: t.format,
+        headers: t.headers,
+        signingSecret: t.signingSecret ?? null,
+        timeoutMs: t.timeout,
+        concurrency: t.concurrency ?? DEFAULT_CONCURRENCY.http,
+        circuit: circuitConfig,
+      };
+    case 'smtp':
+      return {
+        name,
+        type: 'smtp',
+        host: t.host,
+        port: t.port,
+        secure: t.secure,
+        tlsRejectUnauthorized: t.rejectUnauthorized,
+        auth: t.auth ?? null,
+        pool: t.pool,
+        timeoutMs: t.timeout,
+        concurrency: t.concurrency ?? t.pool.maxConnections,
+        circuit: circuitConfig,
+      };
+    case 'file':
+      return {
+        name,
+        type: 'file',
+        path: t.path,
+        concurrency: t.concurrency ?? DEFAULT_CONCURRENCY.file,
+        circuit: circuitConfig,
+      };
+  }
+}
+
+const listener = z.strictObject({ host: text, port, implicitTls: bool.default(false) });
+
+const route = z.strictObject({
+  match: text,
+  target: z.union([targetName, z.array(targetName).min(1)], {
+    error: 'expected a target name or a list of target names',
+  }),
+});
+
+/** YAML document (after `${VAR}` substitution) → `Config`. */
+export const configSchema = z
+  .strictObject({
+    listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, implicitTls: false }]),
+    hostname: text.default(() => os.hostname()),
+    tls: z.strictObject({ key: text, cert: text }).nullish(),
+    limits: z
+      .strictObject({
+        maxMessageSize: size.prefault('25MB'),
+        maxRecipients: int(1).default(100),
+        maxConnections: int(1).default(200),
+        maxConnectionsPerIp: int(1).default(20),
+      })
+      .prefault({}),
+    relay: z
+      .strictObject({
+        allowNetworks: z.array(cidr).prefault(['127.0.0.0/8', '::1/128']),
+        users: z.array(z.strictObject({ username: text, password: text })).default([]),
+        allowInsecureAuth: bool.default(false),
+      })
+      .prefault({}),
+    smtp: z
+      .strictObject({ bareLineEndings: z.enum(['reject', 'normalize']).default('reject') })
+      .prefault({}),
+    spool: z
+      .strictObject({
+        path: text.default('./data/spool'),
+        maxQueued: int(1).default(1_000_000),
+        minFreeDisk: size.prefault('512MB'),
+        retainFinished: duration.prefault('7d'),
+        groupCommit: bool.default(true),
+      })
+      .prefault({}),
+    dedup: z.strictObject({ window: duration.prefault('7d') }).prefault({}),
+    retry: z
+      .strictObject({
+        schedule: z
+          .array(positiveDuration)
+          .min(1)
+          .prefault(['1m', '5m', '15m', '30m', '1h', '2h', '4h', '8h']),
+        jitter: z.number().min(0).max(1).default(0.1),
+        maxAge: positiveDuration.prefault('5d'),
+        delayWarningAfter: positiveDuration.nullish(),
+      })
+      .prefault({}),
+    targets: z
+      .record(targetName, target)
+      .refine((targets) => Object.keys(targets).length > 0, 'expected at least one target'),
+    routes: z.array(route).min(1),
+    bounces: z.strictObject({ from: email.optional(), via: targetName.nullish() }).prefault({}),
+    admin: z
+      .strictObject({
+        host: text.default('127.0.0.1'),
+        port: port.default(9025),
+        token: text.nullish(),
+      })
+      .prefault({}),
+    shutdownGrace: duration.prefault('30s'),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+  })
+  .transform(
+    (c): Config => ({
+      listen: c.listen,
+      hostname: c.hostname,
+      tls: c.tls ? { keyPath: c.tls.key, certPath: c.tls.cert } : null,
+      limits: {
+        maxMessageSizeBytes: c.limits.maxMessageSize,
+        maxRecipients: c.limits.maxRecipients,
+        maxConnections: c.limits.maxConnections,
+        maxConnectionsPerIp: c.limits.maxConnectionsPerIp,
+      },
+      relay: c.relay,
+      smtp: c.smtp,
+      spool: {
+        path: c.spool.path,
+        maxQueued: c.spool.maxQueued,
+        minFreeDiskBytes: c.spool.minFreeDisk,
+        retainFinishedMs: c.spool.retainFinished,
+        groupCommit: c.spool.groupCommit,
+      },
+      dedup: { windowMs: c.dedup.window },
+      retry: {
+        scheduleMs: c.retry.schedule,
+        jitter: c.retry.jitter,
+        maxAgeMs: c.retry.maxAge,
+        delayWarningAfterMs: c.retry.delayWarningAfter ?? null,
+      },
+      targets: Object.fromEntries(
+        Object.entries(c.targets).map(([name, t]) => [name, toTarget(name, t)]),
+      ),
+      routes: c.routes.map((r) => ({
+        match: r.match,
+        targets: typeof r.target === 'string' ? [r.target] : r.target,
+      })),
+      bounces: { from: c.bounces.from ?? `MAILER-DAEMON@${c.hostname}`, via: c.bounces.via ?? null },
+      admin: { host: c.admin.host, port: c.admin.port, token: c.admin.token ?? null },
+      shutdownGraceMs: c.shutdownGrace,
+      log: c.log,
+    }),
+  );
