@@ -1,0 +1,1 @@
+export { startRelay, type Relay } from './relay.js';

@@ -1,0 +1,85 @@
+/**
+ * Minimal header-block handling for the ingress: find the header names present, read the
+ * Message-ID, and add the headers a relay must add. The body is never re-encoded.
+ */
+export interface HeaderInfo {
+  /** Lower-cased names of the top-level headers. */
+  readonly names: ReadonlySet<string>;
+  /** Message-ID without angle brackets or surrounding space, or null. */
+  readonly messageId: string | null;
+  /** Byte length of the header block including the blank line (or the whole body). */
+  readonly headerBytes: number;
+}
+
+export function headerEnd(body: Buffer): number {
+  if (body.subarray(0, 2).toString('latin1') === '\r\n') return 2;
+  const end = body.indexOf('\r\n\r\n');
+  return end === -1 ? body.length : end + 4;
+}
+
+export function readHeaders(body: Buffer): HeaderInfo {
+  const headerBytes = headerEnd(body);
+  const block = body.subarray(0, headerBytes).toString('latin1');
+  const names = new Set<string>();
+  let messageId: string | null = null;
+  // Unfold, then one header per line; a line without a colon ends nothing, it is skipped.
+  for (const line of block.replace(/\r\n[ \t]/g, ' ').split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    names.add(name);
+    if (name === 'message-id' && messageId === null) messageId = normaliseMessageId(line.slice(colon + 1));
+  }
+  return { names, messageId, headerBytes };
+}
+
+/** `<Abc@Example.com>` → `Abc@example.com`: the domain part is case-insensitive, the local part is not. */
+export function normaliseMessageId(raw: string): string | null {
+  const trimmed = raw.trim().replace(/^<|>$/g, '').trim();
+  if (!trimmed) return null;
+  const at = trimmed.lastIndexOf('@');
+  return at === -1 ? trimmed : trimmed.slice(0, at) + '@' + trimmed.slice(at + 1).toLowerCase();
+}
+
+export interface ReceivedInfo {
+  readonly clientHostname: string;
+  readonly clientIp: string;
+  readonly helo: string;
+  readonly hostname: string;
+  readonly protocol: string;
+  readonly queueId: string;
+  readonly recipient: string | null;
+  readonly date: Date;
+}
+
+/** RFC 5322 date-time, e.g. `Fri, 27 Nov 2026 11:15:01 +0000`. */
+export function rfc5322Date(date: Date): string {
+  return date.toUTCString().replace(/GMT$/, '+0000');
+}
+
+export function receivedHeader(r: ReceivedInfo): string {
+  const from = `from ${r.helo || 'unknown'} (${r.clientHostname || 'unknown'} [${r.clientIp}])`;
+  const forPart = r.recipient ? `\r\n\tfor <${r.recipient}>` : '';
+  return `Received: ${from}\r\n\tby ${r.hostname} (onward) with ${r.protocol} id ${r.queueId}${forPart};\r\n\t${rfc5322Date(r.date)}\r\n`;
+}
+
+/**
+ * The stored message: our Received header first, then the client's bytes, with
+ * Message-ID and Date added to the header block when the client sent none.
+ */
+export function prepareMessage(body: Buffer, info: HeaderInfo, received: ReceivedInfo): { body: Buffer; messageId: string } {
+  const added: string[] = [];
+  let messageId = info.messageId;
+  if (messageId === null) {
+    messageId = `${received.queueId}@${received.hostname}`;
+    added.push(`Message-ID: <${messageId}>\r\n`);
+  }
+  if (!info.names.has('date')) added.push(`Date: ${rfc5322Date(received.date)}\r\n`);
+  // Added headers go at the end of the header block (before the blank line).
+  const block = body.subarray(0, info.headerBytes).toString('latin1');
+  const blankAt = block === '\r\n' ? 0 : block.endsWith('\r\n\r\n') ? info.headerBytes - 2 : info.headerBytes;
+  const parts: Buffer[] = [Buffer.from(receivedHeader(received), 'latin1')];
+  if (added.length === 0) parts.push(body);
+  else parts.push(body.subarray(0, blankAt), Buffer.from(added.join(''), 'latin1'), body.subarray(blankAt));
+  return { body: Buffer.concat(parts), messageId };
+}

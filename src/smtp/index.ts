@@ -1,0 +1,1 @@
+export { SmtpIngress, type IngressDeps, type IngressEvents, type ReceiveResult } from './server.js';

@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../log.js';
+import type { Router } from '../routing/index.js';
+import { newQueueId, type Spool, type SpoolCapacity } from '../spool/index.js';
+import { prepareMessage, readHeaders } from './headers.js';
+import { checkLineEndings } from './line-endings.js';
+import { NetworkList } from './networks.js';
+import { SmtpReplyError, replies } from './replies.js';
+
+export type ReceiveResult = 'queued' | 'duplicate' | 'rejected' | 'error';
+
+export interface IngressEvents {
+  /** One per finished mail transaction (DATA answered). */
+  transaction: [{ result: ReceiveResult; queueId: string | null; size: number; spoolSeconds: number | null }];
+}
+
+export interface IngressDeps {
+  readonly config: Config;
+  readonly spool: Spool;
+  readonly capacity: SpoolCapacity;
+  readonly router: Router & { routeOf(address: string): unknown };
+  readonly logger: Logger;
+}
+
+/**
+ * SMTP front door: applies relay policy and limits, reads DATA, and answers 250 only
+ * after the spool has synced the message.
+ */
+export class SmtpIngress extends EventEmitter<IngressEvents> {
+  private readonly servers: SMTPServer[] = [];
+  private readonly networks: NetworkList;
+  private readonly perIp = new Map<string, number>();
+  /** Sessions counted in `perIp`: onClose runs for refused connections too. */
+  private readonly counted = new Set<string>();
+  private inData = 0;
+  private shuttingDown = false;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: IngressDeps) {
+    super();
+    this.networks = new NetworkList(deps.config.relay.allowNetworks);
+    this.log = deps.logger.child({ component: 'smtp' });
+  }
+
+  async start(): Promise<AddressInfo[]> {
+    const addresses: AddressInfo[] = [];
+    for (const listener of this.deps.config.listen) {
+      const server = new SMTPServer(this.serverOptions(listener.implicitTls));
+      server.on('error', (err) => this.log.warn({ err }, 'smtp listener error'));
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject);
+        server.listen(listener.port, listener.host, () => {
+          server.server.off('error', reject);
+          resolve();
+        });
+      });
+      this.servers.push(server);
+      addresses.push(server.server.address() as AddressInfo);
+    }
+    return addresses;
+  }
+
+  /** Stops accepting; lets messages in DATA finish (up to `graceMs`); then 421s the rest. */
+  async close(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.server.close(() => resolve())));
+    const deadline = Date.now() + graceMs;
+    while (this.inData > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const server of this.servers) {
+      for (const connection of server.connections) {
+        connection.send(421, replies.shuttingDown().message);
+        connection.close();
+      }
+    }
+    await Promise.all(closed);
+  }
+
+  private serverOptions(implicitTls: boolean): SMTPServerOptions {
+    const { config } = this.deps;
+    return {
+      name: config.hostname,
+      banner: 'onward ESMTP',
+      secure: implicitTls,
+      hideSTARTTLS: config.tls === null,
+      hideENHANCEDSTATUSCODES: false,
+      hideDSN: true,
+      size: config.limits.maxMessageSizeBytes,
+      maxClients: config.limits.maxConnections,
+      authOptional: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: config.relay.allowInsecureAuth,
+      disableReverseLookup: true,
+      logger: false,
+      onConnect: (session, cb) => cb(this.onConnect(session)),
+      onClose: (session) => this.onClose(session),
+      onMailFrom: (address, session, cb) => cb(this.onMailFrom(address.address, session)),
+      onRcptTo: (address, session, cb) => cb(this.onRcptTo(address.address, session)),
+      onData: (stream, session, cb) => {
+        this.onData(stream, session).then(
+          (text) => cb(null, text),
+          (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+        );
+      },
+    };
+  }
+
+  private onConnect(session: SMTPServerSession): SmtpReplyError | null {
+    if (this.shuttingDown) return replies.shuttingDown();
+    const count = this.perIp.get(session.remoteAddress) ?? 0;
+    if (count >= this.deps.config.limits.maxConnectionsPerIp) return replies.tooManyConnections();
+    this.perIp.set(session.remoteAddress, count + 1);
+    this.counted.add(session.id);
+    return null;
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    if (!this.counted.delete(session.id)) return;
+    const count = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
+    if (count <= 0) this.perIp.delete(session.remoteAddress);
+    else this.perIp.set(session.remoteAddress, count);
+  }
+
+  private onMailFrom(address: string, session: SMTPServerSession): SmtpReplyError | null {
+    if (this.shuttingDown) return replies.shuttingDown();
+    if (!session.user && this.networks.match(session.remoteAddress) === null) {
+      return this.deps.config.relay.users.length > 0 ? replies.authRequired() : replies.relayDenied();
+    }
+    if (address !== '' && !isAddress(address)) return replies.badSenderSyntax();
+    return this.deps.capacity.check() === 'ok' ? null : replies.insufficientStorage();
+  }
+
+  private onRcptTo(address: string, session: SMTPServerSession): SmtpReplyError | null {
+    if (this.shuttingDown) return replies.shuttingDown();
+    if (session.envelope.rcptTo.length >= this.deps.config.limits.maxRecipients) return replies.tooManyRecipients();
+    if (!isAddress(address)) return replies.badRecipientSyntax();
+    if (!this.deps.router.routeOf(address)) return replies.relayDenied();
+    return null;
+  }
+
+  private async onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    this.inData += 1;
+    const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const recipients = session.envelope.rcptTo.map((r) => r.address);
+    const txLog = { client: session.remoteAddress, user: userOf(session), from: sender, to: recipients };
+    let size = 0;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (!stream.sizeExceeded) chunks.push(chunk);
+      }
+      const { text, queueId, result, spoolSeconds } = await this.receive(session, sender, recipients, stream, chunks);
+      this.log.info({ ...txLog, size, queueId, result, reply: `250 ${text}` }, 'message received');
+      this.emit('transaction', { result, queueId, size, spoolSeconds });
+      return text;
+    } catch (err) {
+      const reply = err instanceof SmtpReplyError ? err : replies.spoolWriteFailed();
+      const result: ReceiveResult = err instanceof SmtpReplyError ? 'rejected' : 'error';
+      this.log[result === 'error' ? 'error' : 'info'](
+        { ...txLog, size, reply: `${reply.responseCode} ${reply.message}`, ...(result === 'error' ? { err } : {}) },
+        'message refused',
+      );
+      this.emit('transaction', { result, queueId: null, size, spoolSeconds: null });
+      throw reply;
+    } finally {
+      this.inData -= 1;
+    }
+  }
+
+  private async receive(
+    session: SMTPServerSession,
+    sender: string,
+    recipients: string[],
+    stream: SMTPServerDataStream,
+    chunks: Buffer[],
+  ): Promise<{ text: string; queueId: string; result: ReceiveResult; spoolSeconds: number }> {
+    const { config, spool, capacity, router } = this.deps;
+    if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
+    const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
+    if (!verdict.ok) throw replies.bareLineEnding(verdict.bare);
+    if (capacity.check() !== 'ok') throw replies.insufficientStorage();
+    const queueId = newQueueId();
+    const info = readHeaders(verdict.body);
+    const { body, messageId } = prepareMessage(verdict.body, info, {
+      clientHostname: session.clientHostname,
+      clientIp: session.remoteAddress,
+      helo: session.hostNameAppearsAs,
+      hostname: config.hostname,
+      protocol: session.transmissionType || 'ESMTP',
+      queueId,
+      recipient: recipients.length === 1 ? (recipients[0] ?? null) : null,
+      date: new Date(),
+    });
+    const started = process.hrtime.bigint();
+    const accepted = await spool.accept({
+      queueId,
+      sender,
+      recipients,
+      messageId,
+      body,
+      client: { ip: session.remoteAddress, hostname: session.clientHostname, helo: session.hostNameAppearsAs, user: userOf(session) },
+      deliveries: router(recipients),
+      // A Message-ID we generated cannot be a resubmission: no dedup key then.
+      dedupKey: info.messageId === null ? null : this.dedupKey(session, sender, info.messageId, recipients),
+      bounceOf: null,
+    });
+    const spoolSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (accepted.status === 'duplicate') {
+      return { text: replies.alreadyQueued(accepted.queueId), queueId: accepted.queueId, result: 'duplicate', spoolSeconds };
+    }
+    return { text: replies.queued(accepted.queueId), queueId, result: 'queued', spoolSeconds };
+  }
+
+  /**
+   * The sender's identity (AUTH user, else the allowNetworks entry the client came from),
+   * envelope sender, normalised Message-ID and the recipient set: a resubmission matches
+   * all four; the same Message-ID to other recipients is a new message.
+   */
+  private dedupKey(session: SMTPServerSession, sender: string, messageId: string, recipients: string[]): string {
+    const user = userOf(session);
+    const identity = user !== null ? `user:${user}` : `net:${this.networks.match(session.remoteAddress) ?? session.remoteAddress}`;
+    const rcpts = [...new Set(recipients.map((r) => r.toLowerCase()))].sort().join(',');
+    return createHash('sha256').update([identity, sender.toLowerCase(), messageId, rcpts].join('\0')).digest('hex');
+  }
+}
+
+function userOf(session: SMTPServerSession): string | null {
+  const user: unknown = session.user;
+  return typeof user === 'string' ? user : null;
+}
+
+/** local@domain with no spaces or angle brackets; smtp-server has already parsed the path. */
+function isAddress(address: string): boolean {
+  return /^[^\s@<>]+@[^\s@<>]+$/.test(address);
+}

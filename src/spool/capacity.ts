@@ -1,0 +1,42 @@
+import { statfsSync } from 'node:fs';
+
+export type CapacityVerdict = 'ok' | 'disk-low' | 'queue-full';
+
+/** How often free space is re-read: statfs per message would be wasted work. */
+const DISK_CHECK_INTERVAL_MS = 1000;
+
+/**
+ * Whether the spool may take another message: free disk above `minFreeDiskBytes` and
+ * fewer than `maxQueued` unfinished messages. Acceptance resumes by itself when space
+ * returns, since the check is re-evaluated every second.
+ */
+export class SpoolCapacity {
+  private checkedAt = 0;
+  private diskLow = false;
+
+  constructor(
+    private readonly options: {
+      readonly path: string;
+      readonly minFreeDiskBytes: number;
+      readonly maxQueued: number;
+      readonly unfinished: () => number;
+      readonly now?: () => number;
+    },
+  ) {}
+
+  check(): CapacityVerdict {
+    if (this.options.unfinished() >= this.options.maxQueued) return 'queue-full';
+    const now = (this.options.now ?? Date.now)();
+    if (now - this.checkedAt >= DISK_CHECK_INTERVAL_MS) {
+      this.checkedAt = now;
+      const free = freeBytesOf(this.options.path);
+      this.diskLow = free < this.options.minFreeDiskBytes;
+    }
+    return this.diskLow ? 'disk-low' : 'ok';
+  }
+}
+
+function freeBytesOf(path: string): number {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+}

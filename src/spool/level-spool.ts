@@ -1,0 +1,493 @@
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { RelayError } from '../errors.js';
+import { decodeRecord, encodeRecord } from './codec.js';
+import { SpoolCounters, type CounterSnapshot } from './counters.js';
+import { deliveryId as makeDeliveryId } from './ids.js';
+import { keys, lastPart, parseDueKey } from './keys.js';
+import { KeyedMutex } from './mutex.js';
+import { matchesFilter } from './filter.js';
+import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
+import { SpoolWriter, type SpoolOp } from './writer.js';
+import type {
+  AcceptResult,
+  AdminAction,
+  AttemptUpdate,
+  ClaimedDelivery,
+  DeliveryRecord,
+  DeliveryState,
+  ListFilter,
+  MessageRecord,
+  NewMessage,
+  RecipientRecord,
+  Spool,
+  SpoolStats,
+} from './types.js';
+
+export interface LevelSpoolOptions {
+  readonly path: string;
+  readonly dedupWindowMs: number;
+  readonly retainFinishedMs: number;
+  readonly now?: () => number;
+  /** See SpoolConfig.groupCommit; default on. */
+  readonly groupCommit?: boolean;
+  /** Spool write latency observer (seconds per synced batch, messages in it). */
+  readonly onBatch?: (seconds: number, size: number) => void;
+}
+
+interface DedupEntry {
+  readonly queueId: string;
+  readonly expiresAt: number;
+}
+
+type Db = ClassicLevel<string, Buffer>;
+
+const put = (key: string, value: Buffer): SpoolOp => ({ type: 'put', key, value });
+const del = (key: string): SpoolOp => ({ type: 'del', key });
+const JANITOR_BATCH = 500;
+
+/**
+ * The embedded LevelDB spool. One process owns the directory (LevelDB's lock); every
+ * write goes through the group-commit SpoolWriter with `sync: true`, and every
+ * read-modify-write of a message runs under that message's mutex.
+ * Emits `due` (target name) when a delivery becomes due now.
+ */
+export class LevelSpool extends EventEmitter implements Spool {
+  private readonly counters = new SpoolCounters();
+  private readonly locks = new KeyedMutex();
+  private readonly writer: SpoolWriter;
+  private readonly now: () => number;
+  private janitorTimer: NodeJS.Timeout | null = null;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    private readonly db: Db,
+    private readonly options: LevelSpoolOptions,
+  ) {
+    super();
+    this.now = options.now ?? Date.now;
+    this.writer = new SpoolWriter(db, () => [put(keys.counters, this.counters.encode())], options.onBatch, options.groupCommit ?? true);
+  }
+
+  /** Opens (creating) the spool; a directory held by another process is ONWARD_ERR_SPOOL_LOCKED. */
+  static async open(options: LevelSpoolOptions): Promise<LevelSpool> {
+    mkdirSync(options.path, { recursive: true });
+    const db: Db = new ClassicLevel<string, Buffer>(options.path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    try {
+      await db.open();
+    } catch (err) {
+      const code = (err as { cause?: { code?: string } }).cause?.code;
+      if (code === 'LEVEL_LOCKED') {
+        throw new RelayError('ONWARD_ERR_SPOOL_LOCKED', `spool ${options.path} is in use by another process`, { cause: err });
+      }
+      throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `cannot open spool ${options.path}: ${String(err)}`, { cause: err });
+    }
+    const spool = new LevelSpool(db, options);
+    spool.counters.load(decodeRecord<CounterSnapshot>(await db.get(keys.counters)));
+    await spool.recoverLeases();
+    spool.janitorTimer = setInterval(() => void spool.sweep().catch(() => undefined), 60_000);
+    spool.janitorTimer.unref();
+    return spool;
+  }
+
+  unfinishedCount(): number {
+    return this.counters.unfinished();
+  }
+
+  async accept(msg: NewMessage): Promise<AcceptResult> {
+    const work = async (): Promise<AcceptResult> => {
+      const now = this.now();
+      if (msg.dedupKey) {
+        const hit = decodeRecord<DedupEntry>(await this.db.get(keys.dedup(msg.dedupKey)));
+        if (hit && hit.expiresAt > now) return { status: 'duplicate', queueId: hit.queueId };
+      }
+      const ops: SpoolOp[] = [];
+      const undo = this.stageMessage(msg, now, ops);
+      try {
+        await this.writer.write(ops);
+      } catch (err) {
+        undo();
+        throw new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: ${String(err)}`, { cause: err });
+      }
+      for (const d of msg.deliveries) this.emit('due', d.targets[0]);
+      return { status: 'queued', queueId: msg.queueId };
+    };
+    // Identical submissions racing each other must see each other's dedup key.
+    return msg.dedupKey ? this.locks.run(`x:${msg.dedupKey}`, work) : work();
+  }
+
+  /** Adds a new message's records to `ops` and its counts to the counters; returns the undo. */
+  private stageMessage(msg: NewMessage, now: number, ops: SpoolOp[]): () => void {
+    const deliveryStates: Record<string, DeliveryState> = {};
+    msg.deliveries.forEach((group, index) => {
+      const id = makeDeliveryId(msg.queueId, index);
+      const target = group.targets[0] ?? '';
+      const record: DeliveryRecord = {
+        id,
+        queueId: msg.queueId,
+        targets: group.targets,
+        recipients: group.recipients.map((address) => ({
+          address,
+          state: 'queued',
+          lastError: null,
+          lastReply: null,
+          reported: false,
+        })),
+        state: 'queued',
+        attempts: [],
+        attemptCount: 0,
+        dueAt: now,
+        createdAt: now,
+        delayWarned: false,
+      };
+      deliveryStates[id] = 'queued';
+      ops.push(put(keys.delivery(id), encodeRecord(record)), put(keys.due(target, now, id), Buffer.alloc(0)));
+      this.counters.delivery(target, null, 'queued');
+    });
+    const record: MessageRecord = {
+      id: msg.queueId,
+      sender: msg.sender,
+      recipients: msg.recipients,
+      messageId: msg.messageId,
+      size: msg.body.length,
+      receivedAt: now,
+      client: msg.client,
+      state: 'queued',
+      deliveries: deliveryStates,
+      finishedAt: null,
+      dedupKey: msg.dedupKey,
+      bounceOf: msg.bounceOf,
+    };
+    ops.push(put(keys.message(msg.queueId), encodeRecord(record)), put(keys.body(msg.queueId), msg.body));
+    if (msg.dedupKey) {
+      const expiresAt = now + this.options.dedupWindowMs;
+      const entry: DedupEntry = { queueId: msg.queueId, expiresAt };
+      ops.push(put(keys.dedup(msg.dedupKey), encodeRecord(entry)), put(keys.dedupExpiry(expiresAt, msg.dedupKey), Buffer.alloc(0)));
+    }
+    this.counters.message(null, 'queued');
+    return () => {
+      this.counters.message('queued', null);
+      for (const group of msg.deliveries) this.counters.delivery(group.targets[0] ?? '', 'queued', null);
+    };
+  }
+
+  async claimDue(target: string, now: number, limit: number): Promise<ClaimedDelivery[]> {
+    if (limit <= 0) return [];
+    return this.locks.run(`claim:${target}`, async () => {
+      const dueKeys = await this.db.keys({ ...keys.dueRange(target, now), limit }).all();
+      const claimed = await Promise.all(dueKeys.map((key) => this.claimOne(target, key)));
+      return claimed.filter((c): c is ClaimedDelivery => c !== null);
+    });
+  }
+
+  private async claimOne(target: string, dueKey: string): Promise<ClaimedDelivery | null> {
+    const { dueAt, deliveryId } = parseDueKey(dueKey);
+    const queueId = deliveryId.slice(0, deliveryId.indexOf('.'));
+    return this.locks.run(queueId, async () => {
+      const [delivery, message, body] = await this.readDeliveryAndMessage(deliveryId, queueId, true);
+      if (!delivery || !message || !body || delivery.dueAt !== dueAt || FINAL_DELIVERY_STATES.has(delivery.state)) {
+        await this.writer.write([del(dueKey)]); // stale index entry
+        return null;
+      }
+      const updated: DeliveryRecord = { ...delivery, state: 'queued', dueAt: null, attemptCount: delivery.attemptCount + 1 };
+      const msgUpdated = this.withDeliveryState(message, deliveryId, 'queued');
+      const undo = this.countTransition(target, message, msgUpdated, delivery.state, 'queued');
+      try {
+        await this.writer.write([
+          del(dueKey),
+          put(keys.lease(deliveryId), Buffer.from(target)),
+          put(keys.delivery(deliveryId), encodeRecord(updated)),
+          put(keys.message(queueId), encodeRecord(msgUpdated)),
+        ]);
+      } catch (err) {
+        undo();
+        throw err;
+      }
+      return { delivery: updated, message: msgUpdated, body };
+    });
+  }
+
+  async completeAttempt(deliveryId: string, update: AttemptUpdate): Promise<{ message: MessageRecord; delivery: DeliveryRecord }> {
+    const queueId = deliveryId.slice(0, deliveryId.indexOf('.'));
+    return this.locks.run(queueId, async () => {
+      const [delivery, message] = await this.readDeliveryAndMessage(deliveryId, queueId, false);
+      if (!delivery || !message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `delivery ${deliveryId} not found`);
+      const byAddress = new Map(update.recipients.map((r) => [r.address, r]));
+      const reported = new Set(update.reported ?? []);
+      const recipients: RecipientRecord[] = delivery.recipients.map((r) => {
+        const u = byAddress.get(r.address);
+        const next = u ? { ...r, state: u.state, lastReply: u.reply, lastError: u.reply?.text ?? r.lastError } : r;
+        return reported.has(r.address) ? { ...next, reported: true } : next;
+      });
+      const final = finalDeliveryState(recipients);
+      const deleted = message.state === 'deleted';
+      let state: DeliveryState;
+      if (final) state = final;
+      else if (delivery.state === 'held' || deleted) state = delivery.state;
+      else state = 'deferred';
+      const dueAt = state === 'deferred' ? (update.nextDueAt ?? this.now()) : null;
+      const updated: DeliveryRecord = {
+        ...delivery,
+        recipients: recipients.map((r) => (state === 'deferred' && r.state === 'queued' ? { ...r, state: 'deferred' } : r)),
+        state,
+        dueAt,
+        attempts: [...delivery.attempts, ...update.attempts],
+        delayWarned: delivery.delayWarned || (update.delayWarned ?? false),
+      };
+      const target = delivery.targets[0] ?? '';
+      const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
+      if (dueAt !== null) ops.push(put(keys.due(target, dueAt, deliveryId), Buffer.alloc(0)));
+      const msgUpdated = deleted ? message : this.finishIfDone(this.withDeliveryState(message, deliveryId, state), ops);
+      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
+      const undo = this.countTransition(target, message, msgUpdated, deleted ? null : delivery.state, deleted ? null : state);
+      const now = this.now();
+      const undoDsn = update.dsn ? this.stageMessage(update.dsn, now, ops) : () => undefined;
+      try {
+        await this.writer.write(ops);
+      } catch (err) {
+        undo();
+        undoDsn();
+        throw err;
+      }
+      if (dueAt !== null && dueAt <= now) this.emit('due', target);
+      if (update.dsn) for (const d of update.dsn.deliveries) this.emit('due', d.targets[0]);
+      return { message: msgUpdated, delivery: updated };
+    });
+  }
+
+  async postpone(deliveryId: string, dueAt: number): Promise<void> {
+    const queueId = deliveryId.slice(0, deliveryId.indexOf('.'));
+    await this.locks.run(queueId, async () => {
+      const [delivery, message] = await this.readDeliveryAndMessage(deliveryId, queueId, false);
+      if (!delivery || !message) return;
+      const target = delivery.targets[0] ?? '';
+      const state: DeliveryState = delivery.state === 'queued' ? 'deferred' : delivery.state;
+      const keepDue = state === 'deferred' && message.state !== 'deleted';
+      const updated: DeliveryRecord = {
+        ...delivery,
+        state,
+        dueAt: keepDue ? dueAt : null,
+        attemptCount: Math.max(0, delivery.attemptCount - 1),
+      };
+      const msgUpdated = this.withDeliveryState(message, deliveryId, state);
+      const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
+      if (keepDue) ops.push(put(keys.due(target, dueAt, deliveryId), Buffer.alloc(0)));
+      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
+      const undo = this.countTransition(target, message, msgUpdated, delivery.state, state);
+      try {
+        await this.writer.write(ops);
+      } catch (err) {
+        undo();
+        throw err;
+      }
+    });
+  }
+
+  async nextDueAt(target: string): Promise<number | null> {
+    const [first] = await this.db.keys({ ...keys.duePrefix(target), limit: 1 }).all();
+    return first === undefined ? null : parseDueKey(first).dueAt;
+  }
+
+  async getMessage(queueId: string): Promise<MessageRecord | null> {
+    return decodeRecord<MessageRecord>(await this.db.get(keys.message(queueId)));
+  }
+
+  async getDeliveries(queueId: string): Promise<DeliveryRecord[]> {
+    const values = await this.db.values(keys.deliveriesOf(queueId)).all();
+    return values.map((v) => decodeRecord<DeliveryRecord>(v) as DeliveryRecord);
+  }
+
+  async getBody(queueId: string): Promise<Buffer | null> {
+    return (await this.db.get(keys.body(queueId))) ?? null;
+  }
+
+  async *list(filter: ListFilter): AsyncIterable<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
+    const states = filter.states ?? ['queued', 'deferred', 'held'];
+    const limit = filter.limit ?? Infinity;
+    let count = 0;
+    if (count >= limit) return;
+    for await (const value of this.db.values(keys.messages)) {
+      const message = decodeRecord<MessageRecord>(value) as MessageRecord;
+      if (!states.includes(message.state)) continue;
+      const deliveries = await this.getDeliveries(message.id);
+      if (!matchesFilter(message, deliveries, filter, this.now())) continue;
+      yield { message, deliveries };
+      if (++count >= limit) return;
+    }
+  }
+
+  async stats(): Promise<SpoolStats> {
+    const snapshot = this.counters.read();
+    let oldestQueuedAt: number | null = null;
+    // Messages are keyed by a time-ordered id, so the first unfinished one is the oldest.
+    for await (const value of this.db.values({ ...keys.messages, limit: 10_000 })) {
+      const m = decodeRecord<MessageRecord>(value) as MessageRecord;
+      if (m.state === 'queued' || m.state === 'deferred') {
+        oldestQueuedAt = m.receivedAt;
+        break;
+      }
+    }
+    return { ...snapshot, oldestQueuedAt, spoolBytes: await directoryBytes(this.options.path) };
+  }
+
+  async act(queueId: string, action: AdminAction): Promise<MessageRecord> {
+    return this.locks.run(queueId, async () => {
+      const message = await this.getMessage(queueId);
+      if (!message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${queueId}`);
+      if (FINISHED_MESSAGE_STATES.has(message.state)) return message;
+      const now = this.now();
+      const ops: SpoolOp[] = [];
+      const undos: (() => void)[] = [];
+      const dueTargets = new Set<string>();
+      let msgUpdated = message;
+      for (const delivery of await this.getDeliveries(queueId)) {
+        if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
+        const target = delivery.targets[0] ?? '';
+        const next = nextForAction(action, delivery, now);
+        if (!next) continue;
+        if (delivery.dueAt !== null) ops.push(del(keys.due(target, delivery.dueAt, delivery.id)));
+        if (next.dueAt !== null) {
+          ops.push(put(keys.due(target, next.dueAt, delivery.id), Buffer.alloc(0)));
+          dueTargets.add(target);
+        }
+        ops.push(put(keys.delivery(delivery.id), encodeRecord(next)));
+        undos.push(this.countDelivery(target, delivery.state, action === 'delete' ? null : next.state));
+        msgUpdated = this.withDeliveryState(msgUpdated, delivery.id, next.state);
+      }
+      if (action === 'delete') {
+        msgUpdated = { ...msgUpdated, state: 'deleted', finishedAt: now };
+        ops.push(del(keys.body(queueId)), put(keys.finished(now, queueId), Buffer.alloc(0)));
+      }
+      this.counters.message(message.state, msgUpdated.state);
+      undos.push(() => this.counters.message(msgUpdated.state, message.state));
+      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
+      try {
+        await this.writer.write(ops);
+      } catch (err) {
+        for (const u of undos) u();
+        throw err;
+      }
+      for (const t of dueTargets) this.emit('due', t);
+      return msgUpdated;
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.janitorTimer) clearInterval(this.janitorTimer);
+      await this.writer.write([]); // flush whatever is queued
+      await this.db.close();
+    })();
+    return this.closing;
+  }
+
+  /** Deliveries that were in flight when the process died become due again (at-least-once). */
+  private async recoverLeases(): Promise<void> {
+    const now = this.now();
+    for (const key of await this.db.keys(keys.leases).all()) {
+      const deliveryId = lastPart(key);
+      const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
+      const ops: SpoolOp[] = [del(key)];
+      if (delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held') {
+        const target = delivery.targets[0] ?? '';
+        ops.push(put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })), put(keys.due(target, now, deliveryId), Buffer.alloc(0)));
+      }
+      await this.writer.write(ops);
+    }
+  }
+
+  /** Removes expired dedup keys and finished messages past `retainFinished`. Bounded per run. */
+  async sweep(): Promise<void> {
+    const now = this.now();
+    for (const key of await this.db.keys({ ...keys.dedupExpiryUpTo(now), limit: JANITOR_BATCH }).all()) {
+      const hash = lastPart(key);
+      const entry = decodeRecord<DedupEntry>(await this.db.get(keys.dedup(hash)));
+      const ops = [del(key)];
+      if (entry && entry.expiresAt <= now) ops.push(del(keys.dedup(hash)));
+      await this.writer.write(ops);
+    }
+    const horizon = now - this.options.retainFinishedMs;
+    for (const key of await this.db.keys({ ...keys.finishedUpTo(horizon), limit: JANITOR_BATCH }).all()) {
+      const queueId = lastPart(key);
+      await this.locks.run(queueId, async () => {
+        const message = await this.getMessage(queueId);
+        const ops: SpoolOp[] = [del(key), del(keys.message(queueId))];
+        for (const id of Object.keys(message?.deliveries ?? {})) ops.push(del(keys.delivery(id)));
+        if (message) this.counters.message(message.state, null);
+        await this.writer.write(ops);
+      });
+    }
+  }
+
+  private async readDeliveryAndMessage(
+    deliveryId: string,
+    queueId: string,
+    withBody: boolean,
+  ): Promise<[DeliveryRecord | null, MessageRecord | null, Buffer | null]> {
+    const wanted = [keys.delivery(deliveryId), keys.message(queueId)];
+    if (withBody) wanted.push(keys.body(queueId));
+    const [d, m, b] = await this.db.getMany(wanted);
+    return [decodeRecord<DeliveryRecord>(d), decodeRecord<MessageRecord>(m), b ?? null];
+  }
+
+  private withDeliveryState(message: MessageRecord, deliveryId: string, state: DeliveryState): MessageRecord {
+    const deliveries = { ...message.deliveries, [deliveryId]: state };
+    return { ...message, deliveries, state: message.state === 'deleted' ? 'deleted' : messageStateOf(deliveries) };
+  }
+
+  /** When the message just finished: drop its body and index it for retention. */
+  private finishIfDone(message: MessageRecord, ops: SpoolOp[]): MessageRecord {
+    if (!FINISHED_MESSAGE_STATES.has(message.state) || message.finishedAt !== null) return message;
+    const now = this.now();
+    ops.push(del(keys.body(message.id)), put(keys.finished(now, message.id), Buffer.alloc(0)));
+    return { ...message, finishedAt: now };
+  }
+
+  private countDelivery(target: string, from: DeliveryState | null, to: DeliveryState | null): () => void {
+    this.counters.delivery(target, from, to);
+    return () => this.counters.delivery(target, to, from);
+  }
+
+  private countTransition(
+    target: string,
+    before: MessageRecord,
+    after: MessageRecord,
+    from: DeliveryState | null,
+    to: DeliveryState | null,
+  ): () => void {
+    const undoDelivery = this.countDelivery(target, from, to);
+    this.counters.message(before.state, after.state);
+    return () => {
+      undoDelivery();
+      this.counters.message(after.state, before.state);
+    };
+  }
+}
+
+/** The delivery record after an operator action, or null when the action does not apply. */
+function nextForAction(action: AdminAction, d: DeliveryRecord, now: number): DeliveryRecord | null {
+  const inFlight = d.state === 'queued' && d.dueAt === null;
+  switch (action) {
+    case 'hold':
+      return d.state === 'held' ? null : { ...d, state: 'held', dueAt: null, recipients: setPending(d, 'held') };
+    case 'release':
+      return d.state === 'held' ? { ...d, state: 'queued', dueAt: now, recipients: setPending(d, 'queued') } : null;
+    case 'retry':
+      return d.state === 'held' || inFlight ? null : { ...d, state: 'queued', dueAt: now, recipients: setPending(d, 'queued') };
+    case 'delete':
+      return { ...d, dueAt: null };
+  }
+}
+
+function setPending(d: DeliveryRecord, state: 'held' | 'queued'): RecipientRecord[] {
+  return d.recipients.map((r) => (r.state === 'delivered' || r.state === 'failed' ? r : { ...r, state }));
+}
+
+async function directoryBytes(path: string): Promise<number> {
+  const names = await readdir(path);
+  const sizes = await Promise.all(names.map(async (n) => (await stat(join(path, n)).catch(() => null))?.size ?? 0));
+  return sizes.reduce((a, b) => a + b, 0);
+}

@@ -1,0 +1,158 @@
+/**
+ * The spool contract. Everything outside `src/spool/` talks to a `Spool`; the LevelDB
+ * adapter is one implementation (a clustered backend can be another).
+ */
+import type { Outcome, Reply } from '../delivery/types.js';
+
+export type MessageState = 'queued' | 'deferred' | 'held' | 'delivered' | 'bounced' | 'deleted';
+export type DeliveryState = 'queued' | 'deferred' | 'held' | 'delivered' | 'failed';
+export type RecipientState = 'queued' | 'deferred' | 'held' | 'delivered' | 'failed';
+
+export interface ClientInfo {
+  readonly ip: string;
+  readonly hostname: string;
+  readonly helo: string;
+  readonly user: string | null;
+}
+
+export interface RecipientRecord {
+  readonly address: string;
+  readonly state: RecipientState;
+  /** Last reply seen for this recipient (SMTP line, `HTTP 503 ...`, or the network error). */
+  readonly lastError: string | null;
+  readonly lastReply: Reply | null;
+  /** Set when the recipient has been reported to the sender (DSN queued or suppressed). */
+  readonly reported: boolean;
+}
+
+export interface AttemptRecord {
+  /** Epoch ms when the attempt started. */
+  readonly at: number;
+  readonly target: string;
+  readonly outcome: Outcome;
+  /** The reply as text, for people; per-recipient detail lives on the recipients. */
+  readonly reply: string;
+  readonly durationMs: number;
+}
+
+export interface DeliveryRecord {
+  /** `<queueId>.<n>`: stable across retries, the downstream idempotency key. */
+  readonly id: string;
+  readonly queueId: string;
+  /** Failover list: the first is the primary, later ones are tried on ERROR. */
+  readonly targets: readonly string[];
+  readonly recipients: readonly RecipientRecord[];
+  readonly state: DeliveryState;
+  readonly attempts: readonly AttemptRecord[];
+  /** Attempts started, including one cut short by a crash. */
+  readonly attemptCount: number;
+  /** Epoch ms of the next attempt while queued/deferred; null otherwise. */
+  readonly dueAt: number | null;
+  readonly createdAt: number;
+  readonly delayWarned: boolean;
+}
+
+export interface MessageRecord {
+  readonly id: string;
+  /** Envelope sender; '' is the null sender (`MAIL FROM:<>`). */
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  /** Message-ID without angle brackets. */
+  readonly messageId: string | null;
+  readonly size: number;
+  readonly receivedAt: number;
+  readonly client: ClientInfo;
+  readonly state: MessageState;
+  /** State of each delivery, so the message state is derivable without reading them. */
+  readonly deliveries: Readonly<Record<string, DeliveryState>>;
+  readonly finishedAt: number | null;
+  readonly dedupKey: string | null;
+  /** Set on DSNs we generate: the queue id of the message they report on. */
+  readonly bounceOf: string | null;
+}
+
+/** A message that the ingress (or the bounce step) hands to the spool. */
+export interface NewMessage {
+  readonly sender: string;
+  readonly recipients: readonly string[];
+  readonly messageId: string | null;
+  readonly body: Buffer;
+  readonly client: ClientInfo;
+  /** Recipients grouped by route: one delivery each. */
+  readonly deliveries: readonly { readonly targets: readonly string[]; readonly recipients: readonly string[] }[];
+  readonly dedupKey: string | null;
+  readonly bounceOf: string | null;
+  /** Pre-allocated queue id (the ingress needs it for the Received header). */
+  readonly queueId: string;
+}
+
+export type AcceptResult =
+  | { readonly status: 'queued'; readonly queueId: string }
+  | { readonly status: 'duplicate'; readonly queueId: string };
+
+/** A delivery handed to the scheduler, with what a transport needs. */
+export interface ClaimedDelivery {
+  readonly delivery: DeliveryRecord;
+  readonly message: MessageRecord;
+  readonly body: Buffer;
+}
+
+/** What the scheduler decided after an attempt. */
+export interface AttemptUpdate {
+  /** One record per target tried in this attempt (more than one after a failover). */
+  readonly attempts: readonly AttemptRecord[];
+  /** New per-recipient states and replies (recipients not listed keep theirs). */
+  readonly recipients: readonly {
+    readonly address: string;
+    readonly state: RecipientState;
+    readonly reply: Reply | null;
+  }[];
+  /** When not every recipient is final: the next attempt time. */
+  readonly nextDueAt: number | null;
+  /** Mark these recipients reported (a DSN is included, or suppressed). */
+  readonly reported?: readonly string[];
+  readonly delayWarned?: boolean;
+  /** DSN written in the same atomic batch as the outcome. */
+  readonly dsn?: NewMessage | undefined;
+}
+
+export interface ListFilter {
+  readonly states?: readonly MessageState[];
+  readonly target?: string;
+  readonly sender?: string;
+  readonly recipient?: string;
+  readonly olderThanMs?: number;
+  readonly limit?: number;
+}
+
+export interface SpoolStats {
+  readonly states: Record<MessageState, number>;
+  readonly targets: Record<string, { queued: number; deferred: number }>;
+  readonly oldestQueuedAt: number | null;
+  readonly spoolBytes: number;
+}
+
+export type AdminAction = 'retry' | 'hold' | 'release' | 'delete';
+
+export interface Spool {
+  /** Write a message durably (one synced batch) or report the original of a duplicate. */
+  accept(message: NewMessage): Promise<AcceptResult>;
+  /** Take up to `limit` due deliveries of `target` (leased; a crash makes them due again). */
+  claimDue(target: string, now: number, limit: number): Promise<ClaimedDelivery[]>;
+  /** Record an attempt's outcome; frees the body when the message is finished. */
+  completeAttempt(deliveryId: string, update: AttemptUpdate): Promise<{ message: MessageRecord; delivery: DeliveryRecord }>;
+  /** Give a claimed delivery back without counting an attempt (e.g. its target is down). */
+  postpone(deliveryId: string, dueAt: number): Promise<void>;
+  /** Earliest due time of a target's deliveries, or null when none is waiting. */
+  nextDueAt(target: string): Promise<number | null>;
+  getMessage(queueId: string): Promise<MessageRecord | null>;
+  getDeliveries(queueId: string): Promise<DeliveryRecord[]>;
+  getBody(queueId: string): Promise<Buffer | null>;
+  list(filter: ListFilter): AsyncIterable<{ message: MessageRecord; deliveries: DeliveryRecord[] }>;
+  stats(): Promise<SpoolStats>;
+  /** Operator actions; returns the message after the change. */
+  act(queueId: string, action: AdminAction): Promise<MessageRecord>;
+  /** Number of messages not finished (queued, deferred, held): the `maxQueued` measure. */
+  unfinishedCount(): number;
+  close(): Promise<void>;
+}
