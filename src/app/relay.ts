@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/types.js';
+import { DeliveryScheduler } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
 import { SmtpIngress } from '../smtp/index.js';
@@ -9,6 +10,7 @@ export interface Relay {
   readonly config: Config;
   readonly spool: LevelSpool;
   readonly ingress: SmtpIngress;
+  readonly scheduler: DeliveryScheduler;
   /** Bound SMTP listener addresses, in config order (port 0 resolves here). */
   readonly smtpAddresses: readonly AddressInfo[];
   /** Graceful stop: ingress, then deliveries (up to shutdownGrace), then the spool. Idempotent. */
@@ -30,11 +32,14 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     unfinished: () => spool.unfinishedCount(),
   });
   const ingress = new SmtpIngress({ config, spool, capacity, router: createRouter(config.routes), logger });
+  const scheduler = new DeliveryScheduler({ config, spool, logger, reporter: null });
   let smtpAddresses: AddressInfo[];
   try {
+    await scheduler.start();
     smtpAddresses = await ingress.start();
   } catch (err) {
     await ingress.close(0);
+    await scheduler.stop(0);
     await spool.close();
     throw err;
   }
@@ -43,10 +48,13 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     config,
     spool,
     ingress,
+    scheduler,
     smtpAddresses,
     close() {
       closing ??= (async () => {
+        const deadline = Date.now() + config.shutdownGraceMs;
         await ingress.close(config.shutdownGraceMs);
+        await scheduler.stop(Math.max(0, deadline - Date.now()));
         await spool.close();
       })();
       return closing;

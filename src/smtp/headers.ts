@@ -58,7 +58,8 @@ export function rfc5322Date(date: Date): string {
 }
 
 export function receivedHeader(r: ReceivedInfo): string {
-  const from = `from ${r.helo || 'unknown'} (${r.clientHostname || 'unknown'} [${r.clientIp}])`;
+  const reverse = r.clientHostname && r.clientHostname !== `[${r.clientIp}]` ? `${r.clientHostname} ` : '';
+  const from = `from ${r.helo || 'unknown'} (${reverse}[${r.clientIp}])`;
   const forPart = r.recipient ? `\r\n\tfor <${r.recipient}>` : '';
   return `Received: ${from}\r\n\tby ${r.hostname} (onward) with ${r.protocol} id ${r.queueId}${forPart};\r\n\t${rfc5322Date(r.date)}\r\n`;
 }

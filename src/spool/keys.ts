@@ -14,13 +14,13 @@ export const keys = {
   message: (queueId: string): string => `m!${queueId}`,
   body: (queueId: string): string => `b!${queueId}`,
   delivery: (deliveryId: string): string => `d!${deliveryId}`,
-  /** Due index, per primary target: the scheduler reads it in time order. */
-  due: (target: string, dueAt: number, deliveryId: string): string => `q!${target}!${padTime(dueAt)}!${deliveryId}`,
-  dueRange: (target: string, upTo: number): { gte: string; lt: string } => ({
-    gte: `q!${target}!`,
-    lt: `q!${target}!${padTime(upTo + 1)}`,
+  /** Due index, per lane (see laneOf): the scheduler reads each lane in time order. */
+  due: (lane: string, dueAt: number, deliveryId: string): string => `q!${lane}!${padTime(dueAt)}!${deliveryId}`,
+  dueRange: (lane: string, upTo: number): { gte: string; lt: string } => ({
+    gte: `q!${lane}!`,
+    lt: `q!${lane}!${padTime(upTo + 1)}`,
   }),
-  duePrefix: (target: string): { gte: string; lt: string } => ({ gte: `q!${target}!`, lt: `q!${target}!~` }),
+  duePrefix: (lane: string): { gte: string; lt: string } => ({ gte: `q!${lane}!`, lt: `q!${lane}!~` }),
   /** A delivery taken by the scheduler; present only while an attempt runs. */
   lease: (deliveryId: string): string => `l!${deliveryId}`,
   leases: { gte: 'l!', lt: 'l!~' },
@@ -45,4 +45,13 @@ export function parseDueKey(key: string): { dueAt: number; deliveryId: string } 
 /** The last part of a `prefix!time!id` key. */
 export function lastPart(key: string): string {
   return key.slice(key.lastIndexOf('!') + 1);
+}
+
+/**
+ * A lane is a delivery's failover list (`primary+backup`): deliveries that share it are
+ * scheduled together, so a busy or down target never blocks another lane's due work.
+ * Target names cannot contain `+` or `!` (config schema).
+ */
+export function laneOf(targets: readonly string[]): string {
+  return targets.join('+');
 }

@@ -7,7 +7,7 @@ import { RelayError } from '../errors.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import { SpoolCounters, type CounterSnapshot } from './counters.js';
 import { deliveryId as makeDeliveryId } from './ids.js';
-import { keys, lastPart, parseDueKey } from './keys.js';
+import { keys, laneOf, lastPart, parseDueKey } from './keys.js';
 import { KeyedMutex } from './mutex.js';
 import { matchesFilter } from './filter.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
@@ -55,7 +55,7 @@ const JANITOR_BATCH = 500;
  * read-modify-write of a message runs under that message's mutex.
  * Emits `due` (target name) when a delivery becomes due now.
  */
-export class LevelSpool extends EventEmitter implements Spool {
+export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements Spool {
   private readonly counters = new SpoolCounters();
   private readonly locks = new KeyedMutex();
   private readonly writer: SpoolWriter;
@@ -93,6 +93,10 @@ export class LevelSpool extends EventEmitter implements Spool {
     return spool;
   }
 
+  onDue(listener: (lane: string) => void): void {
+    this.on('due', listener);
+  }
+
   unfinishedCount(): number {
     return this.counters.unfinished();
   }
@@ -112,7 +116,7 @@ export class LevelSpool extends EventEmitter implements Spool {
         undo();
         throw new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: ${String(err)}`, { cause: err });
       }
-      for (const d of msg.deliveries) this.emit('due', d.targets[0]);
+      for (const d of msg.deliveries) this.emit('due', laneOf(d.targets));
       return { status: 'queued', queueId: msg.queueId };
     };
     // Identical submissions racing each other must see each other's dedup key.
@@ -125,6 +129,7 @@ export class LevelSpool extends EventEmitter implements Spool {
     msg.deliveries.forEach((group, index) => {
       const id = makeDeliveryId(msg.queueId, index);
       const target = group.targets[0] ?? '';
+      const lane = laneOf(group.targets);
       const record: DeliveryRecord = {
         id,
         queueId: msg.queueId,
@@ -144,7 +149,7 @@ export class LevelSpool extends EventEmitter implements Spool {
         delayWarned: false,
       };
       deliveryStates[id] = 'queued';
-      ops.push(put(keys.delivery(id), encodeRecord(record)), put(keys.due(target, now, id), Buffer.alloc(0)));
+      ops.push(put(keys.delivery(id), encodeRecord(record)), put(keys.due(lane, now, id), Buffer.alloc(0)));
       this.counters.delivery(target, null, 'queued');
     });
     const record: MessageRecord = {
@@ -174,16 +179,16 @@ export class LevelSpool extends EventEmitter implements Spool {
     };
   }
 
-  async claimDue(target: string, now: number, limit: number): Promise<ClaimedDelivery[]> {
+  async claimDue(lane: string, now: number, limit: number): Promise<ClaimedDelivery[]> {
     if (limit <= 0) return [];
-    return this.locks.run(`claim:${target}`, async () => {
-      const dueKeys = await this.db.keys({ ...keys.dueRange(target, now), limit }).all();
-      const claimed = await Promise.all(dueKeys.map((key) => this.claimOne(target, key)));
+    return this.locks.run(`claim:${lane}`, async () => {
+      const dueKeys = await this.db.keys({ ...keys.dueRange(lane, now), limit }).all();
+      const claimed = await Promise.all(dueKeys.map((key) => this.claimOne(key)));
       return claimed.filter((c): c is ClaimedDelivery => c !== null);
     });
   }
 
-  private async claimOne(target: string, dueKey: string): Promise<ClaimedDelivery | null> {
+  private async claimOne(dueKey: string): Promise<ClaimedDelivery | null> {
     const { dueAt, deliveryId } = parseDueKey(dueKey);
     const queueId = deliveryId.slice(0, deliveryId.indexOf('.'));
     return this.locks.run(queueId, async () => {
@@ -194,11 +199,12 @@ export class LevelSpool extends EventEmitter implements Spool {
       }
       const updated: DeliveryRecord = { ...delivery, state: 'queued', dueAt: null, attemptCount: delivery.attemptCount + 1 };
       const msgUpdated = this.withDeliveryState(message, deliveryId, 'queued');
+      const target = delivery.targets[0] ?? '';
       const undo = this.countTransition(target, message, msgUpdated, delivery.state, 'queued');
       try {
         await this.writer.write([
           del(dueKey),
-          put(keys.lease(deliveryId), Buffer.from(target)),
+          put(keys.lease(deliveryId), Buffer.alloc(0)),
           put(keys.delivery(deliveryId), encodeRecord(updated)),
           put(keys.message(queueId), encodeRecord(msgUpdated)),
         ]);
@@ -239,7 +245,7 @@ export class LevelSpool extends EventEmitter implements Spool {
       };
       const target = delivery.targets[0] ?? '';
       const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
-      if (dueAt !== null) ops.push(put(keys.due(target, dueAt, deliveryId), Buffer.alloc(0)));
+      if (dueAt !== null) ops.push(put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), Buffer.alloc(0)));
       const msgUpdated = deleted ? message : this.finishIfDone(this.withDeliveryState(message, deliveryId, state), ops);
       ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
       const undo = this.countTransition(target, message, msgUpdated, deleted ? null : delivery.state, deleted ? null : state);
@@ -252,8 +258,8 @@ export class LevelSpool extends EventEmitter implements Spool {
         undoDsn();
         throw err;
       }
-      if (dueAt !== null && dueAt <= now) this.emit('due', target);
-      if (update.dsn) for (const d of update.dsn.deliveries) this.emit('due', d.targets[0]);
+      if (dueAt !== null && dueAt <= now) this.emit('due', laneOf(delivery.targets));
+      if (update.dsn) for (const d of update.dsn.deliveries) this.emit('due', laneOf(d.targets));
       return { message: msgUpdated, delivery: updated };
     });
   }
@@ -274,7 +280,7 @@ export class LevelSpool extends EventEmitter implements Spool {
       };
       const msgUpdated = this.withDeliveryState(message, deliveryId, state);
       const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
-      if (keepDue) ops.push(put(keys.due(target, dueAt, deliveryId), Buffer.alloc(0)));
+      if (keepDue) ops.push(put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), Buffer.alloc(0)));
       ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
       const undo = this.countTransition(target, message, msgUpdated, delivery.state, state);
       try {
@@ -286,9 +292,21 @@ export class LevelSpool extends EventEmitter implements Spool {
     });
   }
 
-  async nextDueAt(target: string): Promise<number | null> {
-    const [first] = await this.db.keys({ ...keys.duePrefix(target), limit: 1 }).all();
+  async nextDueAt(lane: string): Promise<number | null> {
+    const [first] = await this.db.keys({ ...keys.duePrefix(lane), limit: 1 }).all();
     return first === undefined ? null : parseDueKey(first).dueAt;
+  }
+
+  async lanes(): Promise<string[]> {
+    const lanes: string[] = [];
+    // Skip-scan: one seek per distinct lane, never a walk over the deliveries.
+    for (let from = 'q!'; ; ) {
+      const [key] = await this.db.keys({ gt: from, lt: 'q!~', limit: 1 }).all();
+      if (key === undefined) return lanes;
+      const lane = key.split('!')[1] ?? '';
+      lanes.push(lane);
+      from = `q!${lane}!~`;
+    }
   }
 
   async getMessage(queueId: string): Promise<MessageRecord | null> {
@@ -341,17 +359,18 @@ export class LevelSpool extends EventEmitter implements Spool {
       const now = this.now();
       const ops: SpoolOp[] = [];
       const undos: (() => void)[] = [];
-      const dueTargets = new Set<string>();
+      const dueLanes = new Set<string>();
       let msgUpdated = message;
       for (const delivery of await this.getDeliveries(queueId)) {
         if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
         const target = delivery.targets[0] ?? '';
+        const lane = laneOf(delivery.targets);
         const next = nextForAction(action, delivery, now);
         if (!next) continue;
-        if (delivery.dueAt !== null) ops.push(del(keys.due(target, delivery.dueAt, delivery.id)));
+        if (delivery.dueAt !== null) ops.push(del(keys.due(lane, delivery.dueAt, delivery.id)));
         if (next.dueAt !== null) {
-          ops.push(put(keys.due(target, next.dueAt, delivery.id), Buffer.alloc(0)));
-          dueTargets.add(target);
+          ops.push(put(keys.due(lane, next.dueAt, delivery.id), Buffer.alloc(0)));
+          dueLanes.add(lane);
         }
         ops.push(put(keys.delivery(delivery.id), encodeRecord(next)));
         undos.push(this.countDelivery(target, delivery.state, action === 'delete' ? null : next.state));
@@ -370,7 +389,7 @@ export class LevelSpool extends EventEmitter implements Spool {
         for (const u of undos) u();
         throw err;
       }
-      for (const t of dueTargets) this.emit('due', t);
+      for (const lane of dueLanes) this.emit('due', lane);
       return msgUpdated;
     });
   }
@@ -392,8 +411,10 @@ export class LevelSpool extends EventEmitter implements Spool {
       const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
       const ops: SpoolOp[] = [del(key)];
       if (delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held') {
-        const target = delivery.targets[0] ?? '';
-        ops.push(put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })), put(keys.due(target, now, deliveryId), Buffer.alloc(0)));
+        ops.push(
+          put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })),
+          put(keys.due(laneOf(delivery.targets), now, deliveryId), Buffer.alloc(0)),
+        );
       }
       await this.writer.write(ops);
     }

@@ -137,14 +137,16 @@ export type AdminAction = 'retry' | 'hold' | 'release' | 'delete';
 export interface Spool {
   /** Write a message durably (one synced batch) or report the original of a duplicate. */
   accept(message: NewMessage): Promise<AcceptResult>;
-  /** Take up to `limit` due deliveries of `target` (leased; a crash makes them due again). */
-  claimDue(target: string, now: number, limit: number): Promise<ClaimedDelivery[]>;
+  /** Take up to `limit` due deliveries of a lane (leased; a crash makes them due again). */
+  claimDue(lane: string, now: number, limit: number): Promise<ClaimedDelivery[]>;
   /** Record an attempt's outcome; frees the body when the message is finished. */
   completeAttempt(deliveryId: string, update: AttemptUpdate): Promise<{ message: MessageRecord; delivery: DeliveryRecord }>;
   /** Give a claimed delivery back without counting an attempt (e.g. its target is down). */
   postpone(deliveryId: string, dueAt: number): Promise<void>;
-  /** Earliest due time of a target's deliveries, or null when none is waiting. */
-  nextDueAt(target: string): Promise<number | null>;
+  /** Earliest due time of a lane's deliveries, or null when none is waiting. */
+  nextDueAt(lane: string): Promise<number | null>;
+  /** Lanes that have due-index entries (after a config change, lanes no route names any more). */
+  lanes(): Promise<string[]>;
   getMessage(queueId: string): Promise<MessageRecord | null>;
   getDeliveries(queueId: string): Promise<DeliveryRecord[]>;
   getBody(queueId: string): Promise<Buffer | null>;
@@ -152,6 +154,8 @@ export interface Spool {
   stats(): Promise<SpoolStats>;
   /** Operator actions; returns the message after the change. */
   act(queueId: string, action: AdminAction): Promise<MessageRecord>;
+  /** Called with the lane whenever a delivery becomes due now (new message, retry, release). */
+  onDue(listener: (lane: string) => void): void;
   /** Number of messages not finished (queued, deferred, held): the `maxQueued` measure. */
   unfinishedCount(): number;
   close(): Promise<void>;

@@ -1,0 +1,5 @@
+export type * from './types.js';
+export { DeliveryScheduler, type FailureReporter, type FailureReport, type SchedulerEvents } from './scheduler.js';
+export type { AttemptOutcome, RecipientOutcome } from './attempt.js';
+export { nextAttemptAt, isExpired } from './retry.js';
+export { classifyHttpStatus, classifySmtpCode } from './classify.js';

@@ -1,0 +1,243 @@
+import { EventEmitter } from 'node:events';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { laneOf, type ClaimedDelivery, type NewMessage, type Spool } from '../spool/index.js';
+import { runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
+import { TargetState } from './target-state.js';
+import { createTransport } from './transports.js';
+import type { Outcome } from './types.js';
+
+/** What the bounce step adds to an outcome: the DSN to spool with it, and whom it covers. */
+export interface FailureReport {
+  readonly dsn: NewMessage | null;
+  readonly reported: readonly string[];
+  readonly delayWarned: boolean;
+}
+
+export interface FailureReporter {
+  prepare(claimed: ClaimedDelivery, outcome: AttemptOutcome, now: number): Promise<FailureReport>;
+}
+
+export interface SchedulerEvents {
+  attempt: [{ target: string; outcome: Outcome; durationMs: number; deliveryId: string }];
+  settled: [{ deliveryId: string; queueId: string; state: string; dsn: boolean }];
+}
+
+export interface SchedulerDeps {
+  readonly config: Config;
+  readonly spool: Spool;
+  readonly logger: Logger;
+  readonly reporter: FailureReporter | null;
+  readonly now?: () => number;
+}
+
+/** Safety net: lanes are woken by spool events and timers; this catches anything missed. */
+const IDLE_POLL_MS = 5000;
+/** A completion the spool could not write is retried this often (the lease holds meanwhile). */
+const COMPLETE_RETRY_MS = 1000;
+
+interface Lane {
+  readonly name: string;
+  readonly targets: readonly string[];
+  pumping: boolean;
+  again: boolean;
+  timer: NodeJS.Timeout | null;
+  timerAt: number;
+}
+
+/**
+ * Drives deliveries from the spool's due index to the transports. Each lane (a failover
+ * list of targets) is pumped independently: claim as many due deliveries as its first
+ * usable target may run, run them, pump again when one finishes. Nothing scans the
+ * spool: the next wake-up is the lane's earliest due key.
+ */
+export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
+  private readonly targets = new Map<string, LiveTarget>();
+  private readonly lanes = new Map<string, Lane>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private stopping = false;
+  private poller: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: SchedulerDeps) {
+    super();
+    this.log = deps.logger.child({ component: 'delivery' });
+    this.now = deps.now ?? Date.now;
+    for (const target of Object.values(deps.config.targets)) {
+      this.targets.set(target.name, {
+        state: new TargetState(target),
+        transport: createTransport(target, { heloName: deps.config.hostname }),
+      });
+    }
+  }
+
+  async start(): Promise<void> {
+    this.deps.spool.onDue((lane) => this.wake(lane));
+    for (const route of this.deps.config.routes) this.lane(laneOf(route.targets));
+    for (const lane of await this.deps.spool.lanes()) this.lane(lane);
+    for (const lane of this.lanes.values()) this.pump(lane);
+    this.poller = setInterval(() => {
+      for (const lane of this.lanes.values()) this.pump(lane);
+    }, IDLE_POLL_MS);
+    this.poller.unref();
+  }
+
+  /** Stops claiming; waits for attempts in flight up to `graceMs` (the rest stay leased). */
+  async stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    if (this.poller) clearInterval(this.poller);
+    for (const lane of this.lanes.values()) if (lane.timer) clearTimeout(lane.timer);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
+    clearTimeout(timer);
+    await Promise.all([...this.targets.values()].map((t) => t.transport.close()));
+  }
+
+  /** Live target state for stats and metrics. */
+  targetStatus(): { name: string; up: boolean; concurrency: number; inFlight: number }[] {
+    return [...this.targets.entries()].map(([name, t]) => ({ name, up: t.state.up, concurrency: t.state.limit, inFlight: t.state.inFlight }));
+  }
+
+  private lane(name: string): Lane {
+    let lane = this.lanes.get(name);
+    if (!lane) {
+      lane = { name, targets: name.split('+'), pumping: false, again: false, timer: null, timerAt: Infinity };
+      this.lanes.set(name, lane);
+    }
+    return lane;
+  }
+
+  private wake(name: string): void {
+    this.pump(this.lane(name));
+  }
+
+  /** How many deliveries the lane may start now: the first target that can take work decides. */
+  private capacity(lane: Lane, now: number): number {
+    for (const name of lane.targets) {
+      const live = this.targets.get(name);
+      if (!live) return 1; // unknown target: let the attempt record the error
+      const available = live.state.available(now);
+      if (available > 0) return available;
+      if (live.state.up) return 0; // busy, not down: wait for it rather than spill to the backup
+    }
+    return 0;
+  }
+
+  private pump(lane: Lane): void {
+    if (this.stopping) return;
+    if (lane.pumping) {
+      lane.again = true;
+      return;
+    }
+    lane.pumping = true;
+    void this.fill(lane)
+      .catch((err: unknown) => this.log.error({ err, lane: lane.name }, 'scheduler error'))
+      .finally(() => {
+        lane.pumping = false;
+        if (lane.again) {
+          lane.again = false;
+          this.pump(lane);
+        }
+      });
+  }
+
+  private async fill(lane: Lane): Promise<void> {
+    const now = this.now();
+    const wanted = this.capacity(lane, now);
+    if (wanted === 0) {
+      // Busy lanes are pumped again as attempts finish; down ones when their probe is due.
+      const probeAt = this.nextProbe(lane);
+      if (probeAt !== null) this.arm(lane, probeAt);
+      return;
+    }
+    const claimed = await this.deps.spool.claimDue(lane.name, now, wanted);
+    for (const c of claimed) this.track(this.deliver(lane, c));
+    if (claimed.length === wanted) return; // more may be due: finishing attempts pump again
+    const nextDue = await this.deps.spool.nextDueAt(lane.name);
+    if (nextDue !== null) this.arm(lane, nextDue);
+  }
+
+  private nextProbe(lane: Lane): number | null {
+    const probes = lane.targets.map((t) => this.targets.get(t)?.state.nextProbeAt ?? null).filter((t): t is number => t !== null);
+    return probes.length > 0 ? Math.min(...probes) : null;
+  }
+
+  private arm(lane: Lane, at: number): void {
+    if (!Number.isFinite(at)) return;
+    if (lane.timer && lane.timerAt <= at) return;
+    if (lane.timer) clearTimeout(lane.timer);
+    lane.timerAt = at;
+    lane.timer = setTimeout(() => {
+      lane.timer = null;
+      lane.timerAt = Infinity;
+      this.pump(lane);
+    }, Math.max(0, at - this.now()));
+    lane.timer.unref();
+  }
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  private async deliver(lane: Lane, claimed: ClaimedDelivery): Promise<void> {
+    const { delivery } = claimed;
+    try {
+      const outcome = await runAttempt(claimed, this.targets, this.deps.config.retry, this.now);
+      if (outcome.skipped) {
+        await this.deps.spool.postpone(delivery.id, outcome.earliestProbeAt ?? this.now() + 1000);
+        return;
+      }
+      const report = this.deps.reporter ? await this.deps.reporter.prepare(claimed, outcome, this.now()) : null;
+      const update = {
+        attempts: outcome.attempts,
+        recipients: outcome.recipients.map((r) => ({ address: r.address, state: r.state, reply: r.reply })),
+        nextDueAt: outcome.nextDueAt,
+        reported: report?.reported ?? [],
+        delayWarned: report?.delayWarned ?? false,
+        dsn: report?.dsn ?? undefined,
+      };
+      const { delivery: after } = await this.complete(delivery.id, update);
+      for (const a of outcome.attempts) {
+        this.emit('attempt', { target: a.target, outcome: a.outcome, durationMs: a.durationMs, deliveryId: delivery.id });
+        this.log.info(
+          {
+            queueId: delivery.queueId,
+            deliveryId: delivery.id,
+            attempt: delivery.attemptCount,
+            target: a.target,
+            recipients: outcome.recipients.map((r) => ({ address: r.address, state: r.state })),
+            outcome: a.outcome,
+            reply: a.reply,
+            durationMs: a.durationMs,
+            nextAttemptAt: after.dueAt === null ? null : new Date(after.dueAt).toISOString(),
+          },
+          'delivery attempt',
+        );
+      }
+      this.emit('settled', { deliveryId: delivery.id, queueId: delivery.queueId, state: after.state, dsn: update.dsn !== undefined });
+    } catch (err) {
+      this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; it stays leased until restart');
+    } finally {
+      this.pump(lane);
+    }
+  }
+
+  /** The outcome must reach the spool: retry the write (e.g. disk full) while running. */
+  private async complete(
+    deliveryId: string,
+    update: Parameters<Spool['completeAttempt']>[1],
+  ): ReturnType<Spool['completeAttempt']> {
+    for (;;) {
+      try {
+        return await this.deps.spool.completeAttempt(deliveryId, update);
+      } catch (err) {
+        if (this.stopping) throw err;
+        this.log.error({ err, deliveryId }, 'cannot record delivery outcome; retrying');
+        await new Promise((r) => setTimeout(r, COMPLETE_RETRY_MS));
+      }
+    }
+  }
+}
