@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/types.js';
+import { BounceReporter } from '../bounce/index.js';
 import { DeliveryScheduler } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
@@ -31,8 +32,10 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     maxQueued: config.spool.maxQueued,
     unfinished: () => spool.unfinishedCount(),
   });
-  const ingress = new SmtpIngress({ config, spool, capacity, router: createRouter(config.routes), logger });
-  const scheduler = new DeliveryScheduler({ config, spool, logger, reporter: null });
+  const router = createRouter(config.routes);
+  const ingress = new SmtpIngress({ config, spool, capacity, router, logger });
+  const reporter = new BounceReporter({ config, route: router, logger });
+  const scheduler = new DeliveryScheduler({ config, spool, logger, reporter });
   let smtpAddresses: AddressInfo[];
   try {
     await scheduler.start();

@@ -1,2 +1,3 @@
 export { buildDsn, dsnStatusFor } from './dsn.js';
 export type { DsnInput, DsnRecipient } from './dsn.js';
+export { BounceReporter, type BounceReporterDeps } from './reporter.js';

@@ -6,7 +6,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Router } from '../routing/index.js';
 import { newQueueId, type Spool, type SpoolCapacity } from '../spool/index.js';
-import { prepareMessage, readHeaders } from './headers.js';
+import { prepareMessage, readHeaders } from '../message/headers.js';
 import { checkLineEndings } from './line-endings.js';
 import { NetworkList } from './networks.js';
 import { SmtpReplyError, replies } from './replies.js';

@@ -1,0 +1,159 @@
+/**
+ * HTTP (webhook) target: one POST per delivery with Node's global fetch (SPEC section 4).
+ */
+import { createHmac } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { HttpTargetConfig } from '../config/types.js';
+import {
+  classifyHttpStatus,
+  errorReply,
+  isContentionError,
+  isContentionStatus,
+} from './classify.js';
+import { buildJsonPayload } from './http-payload.js';
+import type { DeliveryJob, Outcome, Reply, Transport, TransportResult } from './types.js';
+
+/** Enough of an error page for nobody; reading past it only keeps a slow server's socket busy. */
+const MAX_DRAIN_BYTES = 64 * 1024;
+
+/**
+ * POSTs each delivery to `target.url`: `raw` sends the stored bytes as `message/rfc822`, `json`
+ * the JsonPayload. Headers: `Idempotency-Key` (delivery id), `X-Onward-Queue-Id`,
+ * `X-Onward-Attempt`, `X-Onward-Envelope-From` (`<>` for the null sender), `X-Onward-Envelope-To`
+ * (`a@x, b@y`), the configured headers (which cannot override these), and with a signing secret
+ * `X-Onward-Timestamp` + `X-Onward-Signature: sha256=<hex HMAC of "<timestamp>.<body>">`.
+ * Every recipient gets the same result; `deliver` never rejects.
+ */
+export function createHttpTransport(target: HttpTargetConfig): Transport {
+  return {
+    deliver: (job) => deliverHttp(target, job),
+    close: () => Promise.resolve(),
+  };
+}
+
+async function deliverHttp(target: HttpTargetConfig, job: DeliveryJob): Promise<TransportResult> {
+  const startedAt = performance.now();
+  const finish = (outcome: Outcome, reply: Reply, retryAfterMs: number | null, contention: boolean): TransportResult => ({
+    recipients: job.envelope.to.map((address) => ({ address, outcome, reply })),
+    durationMs: Math.round(performance.now() - startedAt),
+    retryAfterMs,
+    contention,
+  });
+
+  let request: { body: Buffer; headers: Record<string, string> };
+  try {
+    request = await buildRequest(target, job);
+  } catch (err) {
+    // Our side failed (unparseable message, bad configured header): unknown, so ERROR.
+    return finish('error', errorReply('x-onward', err), null, false);
+  }
+
+  try {
+    const signal = AbortSignal.timeout(target.timeoutMs);
+    const response = await fetch(target.url, {
+      method: 'POST',
+      headers: request.headers,
+      body: request.body,
+      signal,
+      // A redirected POST may turn into a GET without the body; let the status speak instead.
+      redirect: 'manual',
+    });
+    await drainBody(response);
+    const status = response.status;
+    const reason = response.statusText !== '' ? response.statusText : (STATUS_CODES[status] ?? '');
+    const reply: Reply = {
+      kind: 'http',
+      code: status,
+      enhancedStatus: null,
+      text: `HTTP ${String(status)} ${reason}`.trim(),
+    };
+    const contention = isContentionStatus(status);
+    const retryAfterMs = contention ? parseRetryAfter(response.headers.get('retry-after'), Date.now()) : null;
+    return finish(classifyHttpStatus(status), reply, retryAfterMs, contention);
+  } catch (err) {
+    return finish('error', errorReply('http', err, target.timeoutMs), null, isContentionError(err));
+  }
+}
+
+async function buildRequest(
+  target: HttpTargetConfig,
+  job: DeliveryJob,
+): Promise<{ body: Buffer; headers: Record<string, string> }> {
+  const json = target.format === 'json';
+  const body = json ? Buffer.from(JSON.stringify(await buildJsonPayload(job)), 'utf8') : job.body;
+  // Configured headers first so that nothing configured can forge the protocol headers.
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(target.headers)) {
+    if (!PROTOCOL_HEADERS.has(name.toLowerCase())) headers[name] = value;
+  }
+  Object.assign(headers, {
+    'Content-Type': json ? 'application/json' : 'message/rfc822',
+    'Idempotency-Key': job.deliveryId,
+    'X-Onward-Queue-Id': job.queueId,
+    'X-Onward-Attempt': String(job.attempt),
+    'X-Onward-Envelope-From': headerValue(job.envelope.from === '' ? '<>' : job.envelope.from),
+    'X-Onward-Envelope-To': headerValue(job.envelope.to.join(', ')),
+  });
+  if (target.signingSecret !== null) {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    headers['X-Onward-Timestamp'] = timestamp;
+    headers['X-Onward-Signature'] = `sha256=${signBody(target.signingSecret, timestamp, body)}`;
+  }
+  return { body, headers };
+}
+
+const PROTOCOL_HEADERS = new Set([
+  'content-type',
+  'idempotency-key',
+  'x-onward-queue-id',
+  'x-onward-attempt',
+  'x-onward-envelope-from',
+  'x-onward-envelope-to',
+  'x-onward-timestamp',
+  'x-onward-signature',
+]);
+
+/** Hex HMAC-SHA256 of `<timestamp>.<body bytes>`: what `X-Onward-Signature` carries after `sha256=`. */
+export function signBody(secret: string, timestamp: string, body: Buffer): string {
+  return createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
+}
+
+/**
+ * Milliseconds from `nowMs` that a `Retry-After` value (delta-seconds or HTTP-date) asks for;
+ * null when absent or unparseable. A date in the past means "now" (0).
+ */
+export function parseRetryAfter(value: string | null, nowMs: number): number | null {
+  if (value === null) return null;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  // Date.parse accepts bare numbers like "-5" as years; an HTTP-date always names day and month.
+  if (!/[A-Za-z]/.test(trimmed)) return null;
+  const at = Date.parse(trimmed);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, at - nowMs);
+}
+
+/** SMTPUTF8 addresses: HTTP header values are bytes, so send UTF-8 bytes rather than Latin-1 mojibake. */
+function headerValue(value: string): string {
+  return Buffer.from(value, 'utf8').toString('latin1');
+}
+
+/** Reads (and forgets) a bounded amount of the body so undici can reuse the connection. */
+async function drainBody(response: Response): Promise<void> {
+  if (response.body === null) return;
+  const reader = response.body.getReader();
+  let seen = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > MAX_DRAIN_BYTES) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The status is what counts; a body cut short changes nothing about the outcome.
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * One factory for every target type, so the composition root never switches on `type` itself.
+ */
+import type { TargetConfig } from '../config/types.js';
+import { createFileTransport } from './file.js';
+import { createHttpTransport } from './http.js';
+import { createSmtpTransport, type SmtpTransportOptions } from './smtp.js';
+import type { Transport } from './types.js';
+
+export type TransportOptions = SmtpTransportOptions;
+
+/** The transport for a target; `options` only matter for SMTP targets. */
+export function createTransport(target: TargetConfig, options: TransportOptions = {}): Transport {
+  switch (target.type) {
+    case 'http':
+      return createHttpTransport(target);
+    case 'smtp':
+      return createSmtpTransport(target, options);
+    case 'file':
+      return createFileTransport(target);
+  }
+}
