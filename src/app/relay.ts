@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/types.js';
+import { AdminServer, LocalSpoolAdmin, RelayMetrics } from '../admin/index.js';
 import { BounceReporter } from '../bounce/index.js';
+import type { Config } from '../config/types.js';
 import { DeliveryScheduler } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
@@ -12,11 +13,16 @@ export interface Relay {
   readonly spool: LevelSpool;
   readonly ingress: SmtpIngress;
   readonly scheduler: DeliveryScheduler;
+  readonly metrics: RelayMetrics;
   /** Bound SMTP listener addresses, in config order (port 0 resolves here). */
   readonly smtpAddresses: readonly AddressInfo[];
+  readonly adminAddress: AddressInfo;
   /** Graceful stop: ingress, then deliveries (up to shutdownGrace), then the spool. Idempotent. */
   close(): Promise<void>;
 }
+
+/** How long `serve` waits for a CLI that holds the spool offline to let go of it. */
+const SPOOL_LOCK_WAIT_MS = 10_000;
 
 /** The composition root: builds every component from the config and starts them. */
 export async function startRelay(config: Config, logger: Logger): Promise<Relay> {
@@ -25,6 +31,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     dedupWindowMs: config.dedup.windowMs,
     retainFinishedMs: config.spool.retainFinishedMs,
     groupCommit: config.spool.groupCommit,
+    lockWaitMs: SPOOL_LOCK_WAIT_MS,
   });
   const capacity = new SpoolCapacity({
     path: config.spool.path,
@@ -36,13 +43,26 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   const ingress = new SmtpIngress({ config, spool, capacity, router, logger });
   const reporter = new BounceReporter({ config, route: router, logger });
   const scheduler = new DeliveryScheduler({ config, spool, logger, reporter });
+  const metrics = new RelayMetrics({ spool, ingress, scheduler });
+  let listening = false;
+  const admin = new AdminServer({
+    config: config.admin,
+    admin: new LocalSpoolAdmin(spool, reporter, logger.child({ component: 'spool-admin' }), () => scheduler.targetStatus(), false),
+    metrics,
+    ready: () => listening,
+    logger,
+  });
   let smtpAddresses: AddressInfo[];
+  let adminAddress: AddressInfo;
   try {
+    adminAddress = await admin.listen();
     await scheduler.start();
     smtpAddresses = await ingress.start();
+    listening = true;
   } catch (err) {
     await ingress.close(0);
     await scheduler.stop(0);
+    await admin.close();
     await spool.close();
     throw err;
   }
@@ -52,12 +72,16 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     spool,
     ingress,
     scheduler,
+    metrics,
     smtpAddresses,
+    adminAddress,
     close() {
       closing ??= (async () => {
+        listening = false;
         const deadline = Date.now() + config.shutdownGraceMs;
         await ingress.close(config.shutdownGraceMs);
         await scheduler.stop(Math.max(0, deadline - Date.now()));
+        await admin.close();
         await spool.close();
       })();
       return closing;

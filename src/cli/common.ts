@@ -25,7 +25,6 @@ export function fail(message: string, code: number): never {
 
 /** Maps a typed error to the exit code SPEC section 1 gives it. */
 export function exitCodeFor(err: unknown): number {
-  if (isRelayError(err, 'ONWARD_ERR_SPOOL_UNAVAILABLE') || isRelayError(err, 'ONWARD_ERR_ADMIN_UNREACHABLE')) return EXIT.unavailable;
-  if (isRelayError(err, 'ONWARD_ERR_SPOOL_LOCKED')) return EXIT.unavailable;
-  return EXIT.user;
+  const unavailable = ['ONWARD_ERR_SPOOL_UNAVAILABLE', 'ONWARD_ERR_SPOOL_LOCKED', 'ONWARD_ERR_ADMIN_UNREACHABLE', 'ONWARD_ERR_INTERNAL'];
+  return isRelayError(err) && unavailable.includes(err.code) ? EXIT.unavailable : EXIT.user;
 }

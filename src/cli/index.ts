@@ -1,7 +1,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './check-config.js';
+import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
+import { spoolCommand } from './spool.js';
 import { versionCommand } from './version.js';
 
 /** bin/onward: parse, dispatch to a command module, exit with its code. */
@@ -10,6 +12,8 @@ await yargs(hideBin(process.argv))
   .option('config', { type: 'string', describe: 'config file (default $ONWARD_CONFIG, then ./config/onward.yaml)' })
   .command(serveCommand)
   .command(checkConfigCommand)
+  .command(spoolCommand)
+  .command(sendCommand)
   .command(versionCommand)
   .demandCommand(1, 'name a command')
   .strict()

@@ -21,6 +21,8 @@ export interface FailureReporter {
 export interface SchedulerEvents {
   attempt: [{ target: string; outcome: Outcome; durationMs: number; deliveryId: string }];
   settled: [{ deliveryId: string; queueId: string; state: string; dsn: boolean }];
+  /** A DSN was written with an outcome: `failed` when any recipient failed, else `delayed`. */
+  dsn: [{ queueId: string; action: 'failed' | 'delayed' }];
 }
 
 export interface SchedulerDeps {
@@ -216,6 +218,10 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
           },
           'delivery attempt',
         );
+      }
+      if (update.dsn) {
+        const action = outcome.recipients.some((r) => r.state === 'failed') ? 'failed' : 'delayed';
+        this.emit('dsn', { queueId: delivery.queueId, action });
       }
       this.emit('settled', { deliveryId: delivery.id, queueId: delivery.queueId, state: after.state, dsn: update.dsn !== undefined });
     } catch (err) {

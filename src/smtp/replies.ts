@@ -21,6 +21,7 @@ export const replies = {
   spoolWriteFailed: (): SmtpReplyError => new SmtpReplyError(451, '4.3.0 Temporary local problem, please try again later'),
   relayDenied: (): SmtpReplyError => new SmtpReplyError(550, '5.7.1 Relaying denied'),
   authRequired: (): SmtpReplyError => new SmtpReplyError(530, '5.7.0 Authentication required'),
+  authFailed: (): SmtpReplyError => new SmtpReplyError(535, '5.7.8 Authentication credentials invalid'),
   tooBig: (limit: number): SmtpReplyError => new SmtpReplyError(552, `5.3.4 Message size exceeds fixed limit of ${limit} bytes`),
   tooManyRecipients: (): SmtpReplyError => new SmtpReplyError(452, '4.5.3 Too many recipients'),
   badRecipientSyntax: (): SmtpReplyError => new SmtpReplyError(501, '5.1.3 Bad recipient address syntax'),

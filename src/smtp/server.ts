@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
@@ -95,10 +95,24 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       allowInsecureAuth: config.relay.allowInsecureAuth,
       disableReverseLookup: true,
       logger: false,
+      onAuth: (auth, _session, cb) => {
+        const user = this.authenticate(auth.username ?? '', auth.password ?? '');
+        if (user === null) cb(replies.authFailed());
+        else cb(null, { user });
+      },
       onConnect: (session, cb) => cb(this.onConnect(session)),
       onClose: (session) => this.onClose(session),
-      onMailFrom: (address, session, cb) => cb(this.onMailFrom(address.address, session)),
-      onRcptTo: (address, session, cb) => cb(this.onRcptTo(address.address, session)),
+      // Answered on the next tick, like smtp-server's own default handlers: a synchronous
+      // answer while smtp-server replays pipelined input after DATA makes SMTPStream.continue()
+      // drop its next continuation, and every command after a second pipelined DATA is lost.
+      onMailFrom: (address, session, cb) => {
+        const reply = this.onMailFrom(address.address, session);
+        setImmediate(() => cb(reply));
+      },
+      onRcptTo: (address, session, cb) => {
+        const reply = this.onRcptTo(address.address, session);
+        setImmediate(() => cb(reply));
+      },
       onData: (stream, session, cb) => {
         this.onData(stream, session).then(
           (text) => cb(null, text),
@@ -106,6 +120,16 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
         );
       },
     };
+  }
+
+  /** AUTH PLAIN/LOGIN against `relay.users`; the username becomes the session user. */
+  private authenticate(username: string, password: string): string | null {
+    const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+    const given = digest(password);
+    const match = this.deps.config.relay.users.find((u) => u.username === username);
+    // Compare even for an unknown user, so timing does not tell which usernames exist.
+    const ok = timingSafeEqual(given, digest(match?.password ?? '\0unknown'));
+    return match && ok ? match.username : null;
   }
 
   private onConnect(session: SMTPServerSession): SmtpReplyError | null {

@@ -1,18 +1,17 @@
 import picomatch from 'picomatch';
 import type { DeliveryRecord, ListFilter, MessageRecord } from './types.js';
 
-function glob(pattern: string): (s: string) => boolean {
-  return picomatch(pattern, { nocase: true, dot: true });
-}
+export type MessagePredicate = (message: MessageRecord, deliveries: readonly DeliveryRecord[], now: number) => boolean;
 
-/** Whether a message matches the listing filter (states are checked by the caller). */
-export function matchesFilter(message: MessageRecord, deliveries: readonly DeliveryRecord[], filter: ListFilter, now: number): boolean {
-  if (filter.olderThanMs !== undefined && now - message.receivedAt < filter.olderThanMs) return false;
-  if (filter.sender !== undefined && !glob(filter.sender)(message.sender)) return false;
-  if (filter.recipient !== undefined) {
-    const m = glob(filter.recipient);
-    if (!message.recipients.some((r) => m(r))) return false;
-  }
-  if (filter.target !== undefined && !deliveries.some((d) => d.targets.includes(filter.target as string))) return false;
-  return true;
+/** The listing filter as one predicate (states are checked by the caller); globs compile once. */
+export function compileFilter(filter: ListFilter): MessagePredicate {
+  const glob = (pattern: string): ((s: string) => boolean) => picomatch(pattern, { nocase: true, dot: true });
+  const sender = filter.sender === undefined ? null : glob(filter.sender);
+  const recipient = filter.recipient === undefined ? null : glob(filter.recipient);
+  const { target, olderThanMs } = filter;
+  return (message, deliveries, now) =>
+    (olderThanMs === undefined || now - message.receivedAt >= olderThanMs) &&
+    (sender === null || sender(message.sender)) &&
+    (recipient === null || message.recipients.some((r) => recipient(r))) &&
+    (target === undefined || deliveries.some((d) => d.targets.includes(target)));
 }

@@ -32,6 +32,9 @@ export const keys = {
   finished: (finishedAt: number, queueId: string): string => `r!${padTime(finishedAt)}!${queueId}`,
   finishedUpTo: (upTo: number): { gte: string; lt: string } => ({ gte: 'r!', lt: `r!${padTime(upTo + 1)}` }),
   messages: { gte: 'm!', lt: 'm!~' },
+  /** Unfinished messages (queued, deferred, held) in arrival order: the queue listing and its oldest entry. */
+  open: (queueId: string): string => `o!${queueId}`,
+  opens: { gte: 'o!', lt: 'o!~' },
   deliveriesOf: (queueId: string): { gte: string; lt: string } => ({ gte: `d!${queueId}.`, lt: `d!${queueId}.~` }),
   counters: 'c!counters',
 } as const;

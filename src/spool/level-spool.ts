@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import type { Reply } from '../delivery/types.js';
+import { existsSync, mkdirSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
@@ -9,7 +10,7 @@ import { SpoolCounters, type CounterSnapshot } from './counters.js';
 import { deliveryId as makeDeliveryId } from './ids.js';
 import { keys, laneOf, lastPart, parseDueKey } from './keys.js';
 import { KeyedMutex } from './mutex.js';
-import { matchesFilter } from './filter.js';
+import { compileFilter } from './filter.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
 import { SpoolWriter, type SpoolOp } from './writer.js';
 import type {
@@ -21,6 +22,7 @@ import type {
   DeliveryState,
   ListFilter,
   MessageRecord,
+  MessageState,
   NewMessage,
   RecipientRecord,
   Spool,
@@ -32,6 +34,10 @@ export interface LevelSpoolOptions {
   readonly dedupWindowMs: number;
   readonly retainFinishedMs: number;
   readonly now?: () => number;
+  /** Create the directory when missing (serve); the CLI opens only an existing spool. Default true. */
+  readonly create?: boolean;
+  /** How long to wait for another process to release the LevelDB lock. Default 0. */
+  readonly lockWaitMs?: number;
   /** See SpoolConfig.groupCommit; default on. */
   readonly groupCommit?: boolean;
   /** Spool write latency observer (seconds per synced batch, messages in it). */
@@ -74,16 +80,26 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
 
   /** Opens (creating) the spool; a directory held by another process is ONWARD_ERR_SPOOL_LOCKED. */
   static async open(options: LevelSpoolOptions): Promise<LevelSpool> {
+    if (options.create === false && !existsSync(join(options.path, 'CURRENT'))) {
+      throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `no spool at ${options.path}`);
+    }
     mkdirSync(options.path, { recursive: true });
     const db: Db = new ClassicLevel<string, Buffer>(options.path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-    try {
-      await db.open();
-    } catch (err) {
-      const code = (err as { cause?: { code?: string } }).cause?.code;
-      if (code === 'LEVEL_LOCKED') {
-        throw new RelayError('ONWARD_ERR_SPOOL_LOCKED', `spool ${options.path} is in use by another process`, { cause: err });
+    const giveUpAt = Date.now() + (options.lockWaitMs ?? 0);
+    for (;;) {
+      try {
+        await db.open();
+        break;
+      } catch (err) {
+        const code = (err as { cause?: { code?: string } }).cause?.code;
+        if (code !== 'LEVEL_LOCKED') {
+          throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `cannot open spool ${options.path}: ${String(err)}`, { cause: err });
+        }
+        if (Date.now() >= giveUpAt) {
+          throw new RelayError('ONWARD_ERR_SPOOL_LOCKED', `spool ${options.path} is in use by another process`, { cause: err });
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `cannot open spool ${options.path}: ${String(err)}`, { cause: err });
     }
     const spool = new LevelSpool(db, options);
     spool.counters.load(decodeRecord<CounterSnapshot>(await db.get(keys.counters)));
@@ -95,6 +111,11 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
 
   onDue(listener: (lane: string) => void): void {
     this.on('due', listener);
+  }
+
+  /** Messages by state, from the counters (no I/O). */
+  countsByState(): Record<MessageState, number> {
+    return this.counters.read().states;
   }
 
   unfinishedCount(): number {
@@ -166,7 +187,11 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
       dedupKey: msg.dedupKey,
       bounceOf: msg.bounceOf,
     };
-    ops.push(put(keys.message(msg.queueId), encodeRecord(record)), put(keys.body(msg.queueId), msg.body));
+    ops.push(
+      put(keys.message(msg.queueId), encodeRecord(record)),
+      put(keys.body(msg.queueId), msg.body),
+      put(keys.open(msg.queueId), Buffer.alloc(0)),
+    );
     if (msg.dedupKey) {
       const expiresAt = now + this.options.dedupWindowMs;
       const entry: DedupEntry = { queueId: msg.queueId, expiresAt };
@@ -325,24 +350,36 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
   async *list(filter: ListFilter): AsyncIterable<{ message: MessageRecord; deliveries: DeliveryRecord[] }> {
     const states = filter.states ?? ['queued', 'deferred', 'held'];
     const limit = filter.limit ?? Infinity;
+    const matches = compileFilter(filter);
+    const onlyOpen = states.every((s) => !FINISHED_MESSAGE_STATES.has(s));
     let count = 0;
-    if (count >= limit) return;
-    for await (const value of this.db.values(keys.messages)) {
-      const message = decodeRecord<MessageRecord>(value) as MessageRecord;
+    for await (const message of onlyOpen ? this.openMessages() : this.allMessages()) {
+      if (count >= limit) return;
       if (!states.includes(message.state)) continue;
       const deliveries = await this.getDeliveries(message.id);
-      if (!matchesFilter(message, deliveries, filter, this.now())) continue;
+      if (!matches(message, deliveries, this.now())) continue;
+      count += 1;
       yield { message, deliveries };
-      if (++count >= limit) return;
+    }
+  }
+
+  private async *allMessages(): AsyncIterable<MessageRecord> {
+    for await (const value of this.db.values(keys.messages)) yield decodeRecord<MessageRecord>(value) as MessageRecord;
+  }
+
+  /** Unfinished messages in arrival order, via the open index (finished ones are never read). */
+  private async *openMessages(): AsyncIterable<MessageRecord> {
+    for await (const key of this.db.keys(keys.opens)) {
+      const message = await this.getMessage(key.slice(2));
+      if (message) yield message;
     }
   }
 
   async stats(): Promise<SpoolStats> {
     const snapshot = this.counters.read();
     let oldestQueuedAt: number | null = null;
-    // Messages are keyed by a time-ordered id, so the first unfinished one is the oldest.
-    for await (const value of this.db.values({ ...keys.messages, limit: 10_000 })) {
-      const m = decodeRecord<MessageRecord>(value) as MessageRecord;
+    // The open index is in arrival order; only held messages are skipped on the way.
+    for await (const m of this.openMessages()) {
       if (m.state === 'queued' || m.state === 'deferred') {
         oldestQueuedAt = m.receivedAt;
         break;
@@ -378,7 +415,7 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
       }
       if (action === 'delete') {
         msgUpdated = { ...msgUpdated, state: 'deleted', finishedAt: now };
-        ops.push(del(keys.body(queueId)), put(keys.finished(now, queueId), Buffer.alloc(0)));
+        ops.push(del(keys.body(queueId)), del(keys.open(queueId)), put(keys.finished(now, queueId), Buffer.alloc(0)));
       }
       this.counters.message(message.state, msgUpdated.state);
       undos.push(() => this.counters.message(msgUpdated.state, message.state));
@@ -390,6 +427,49 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
         throw err;
       }
       for (const lane of dueLanes) this.emit('due', lane);
+      return msgUpdated;
+    });
+  }
+
+  async giveUp(
+    queueId: string,
+    reason: Reply,
+    report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
+  ): Promise<MessageRecord> {
+    return this.locks.run(queueId, async () => {
+      const message = await this.getMessage(queueId);
+      if (!message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${queueId}`);
+      if (FINISHED_MESSAGE_STATES.has(message.state)) return message;
+      const ops: SpoolOp[] = [];
+      const undos: (() => void)[] = [];
+      const failed: RecipientRecord[] = [];
+      let msgUpdated = message;
+      for (const delivery of await this.getDeliveries(queueId)) {
+        if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
+        const recipients = delivery.recipients.map((r): RecipientRecord => {
+          if (r.state === 'delivered' || r.state === 'failed') return r;
+          const next: RecipientRecord = { ...r, state: 'failed', lastReply: reason, lastError: reason.text, reported: true };
+          failed.push({ ...next, lastReply: r.lastReply ?? reason });
+          return next;
+        });
+        if (delivery.dueAt !== null) ops.push(del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id)));
+        ops.push(put(keys.delivery(delivery.id), encodeRecord({ ...delivery, recipients, state: 'failed', dueAt: null })));
+        undos.push(this.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed'));
+        msgUpdated = this.withDeliveryState(msgUpdated, delivery.id, 'failed');
+      }
+      msgUpdated = this.finishIfDone(msgUpdated, ops);
+      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
+      this.counters.message(message.state, msgUpdated.state);
+      undos.push(() => this.counters.message(msgUpdated.state, message.state));
+      const dsn = failed.length > 0 ? await report(message, failed, await this.getBody(queueId)) : null;
+      if (dsn) undos.push(this.stageMessage(dsn, this.now(), ops));
+      try {
+        await this.writer.write(ops);
+      } catch (err) {
+        for (const u of undos) u();
+        throw err;
+      }
+      if (dsn) for (const d of dsn.deliveries) this.emit('due', laneOf(d.targets));
       return msgUpdated;
     });
   }
@@ -463,7 +543,7 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
   private finishIfDone(message: MessageRecord, ops: SpoolOp[]): MessageRecord {
     if (!FINISHED_MESSAGE_STATES.has(message.state) || message.finishedAt !== null) return message;
     const now = this.now();
-    ops.push(del(keys.body(message.id)), put(keys.finished(now, message.id), Buffer.alloc(0)));
+    ops.push(del(keys.body(message.id)), del(keys.open(message.id)), put(keys.finished(now, message.id), Buffer.alloc(0)));
     return { ...message, finishedAt: now };
   }
 

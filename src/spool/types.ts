@@ -154,6 +154,15 @@ export interface Spool {
   stats(): Promise<SpoolStats>;
   /** Operator actions; returns the message after the change. */
   act(queueId: string, action: AdminAction): Promise<MessageRecord>;
+  /**
+   * Gives up on a message now (operator `bounce`): every unfinished recipient fails with
+   * `reason`; `report` builds the DSN, written in the same batch.
+   */
+  giveUp(
+    queueId: string,
+    reason: Reply,
+    report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
+  ): Promise<MessageRecord>;
   /** Called with the lane whenever a delivery becomes due now (new message, retry, release). */
   onDue(listener: (lane: string) => void): void;
   /** Number of messages not finished (queued, deferred, held): the `maxQueued` measure. */

@@ -1,0 +1,92 @@
+/**
+ * Prometheus metrics (SPEC section 6 names). Counters and histograms are fed by the
+ * components' events; gauges are read from the spool counters and the scheduler when
+ * scraped, so nothing is counted twice.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DeliveryScheduler } from '../delivery/index.js';
+import type { SmtpIngress } from '../smtp/index.js';
+import type { LevelSpool, MessageState } from '../spool/index.js';
+
+export class RelayMetrics {
+  readonly registry = new Registry();
+  private readonly received = new Counter({
+    name: 'onward_messages_received_total',
+    help: 'Mail transactions by result (queued, duplicate, rejected, error)',
+    labelNames: ['result'],
+    registers: [this.registry],
+  });
+  private readonly deliveries = new Counter({
+    name: 'onward_deliveries_total',
+    help: 'Delivery attempts by target and outcome',
+    labelNames: ['target', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly deliveryDuration = new Histogram({
+    name: 'onward_delivery_duration_seconds',
+    help: 'Duration of one delivery attempt to one target',
+    labelNames: ['target'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly spoolWrite = new Histogram({
+    name: 'onward_spool_write_duration_seconds',
+    help: 'Time from end of DATA to the synced spool write',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  private readonly dedupHits = new Counter({
+    name: 'onward_dedup_hits_total',
+    help: 'Resubmissions answered with the original queue id',
+    registers: [this.registry],
+  });
+  private readonly bounces = new Counter({
+    name: 'onward_bounces_total',
+    help: 'DSNs queued by action (failed, delayed)',
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
+
+  constructor(deps: { spool: LevelSpool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
+    const { spool, ingress, scheduler } = deps;
+    collectDefaultMetrics({ register: this.registry, prefix: 'onward_process_' });
+    ingress.on('transaction', (t) => {
+      this.received.inc({ result: t.result });
+      if (t.result === 'duplicate') this.dedupHits.inc();
+      if (t.spoolSeconds !== null && t.result === 'queued') this.spoolWrite.observe(t.spoolSeconds);
+    });
+    scheduler.on('attempt', (a) => {
+      this.deliveries.inc({ target: a.target, outcome: a.outcome });
+      this.deliveryDuration.observe({ target: a.target }, a.durationMs / 1000);
+    });
+    scheduler.on('dsn', (d) => this.bounces.inc({ action: d.action }));
+    new Gauge({
+      name: 'onward_queue_depth',
+      help: 'Messages in the spool by state',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const states = spool.countsByState();
+        for (const state of Object.keys(states) as MessageState[]) this.set({ state }, states[state]);
+      },
+    });
+    new Gauge({
+      name: 'onward_target_up',
+      help: '1 when the target circuit is closed (up), 0 when down',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        for (const t of scheduler.targetStatus()) this.set({ target: t.name }, t.up ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'onward_target_concurrency',
+      help: 'Current adaptive concurrency of the target',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        for (const t of scheduler.targetStatus()) this.set({ target: t.name }, t.concurrency);
+      },
+    });
+  }
+}

@@ -1,0 +1,146 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AdminConfig } from '../config/types.js';
+import { isRelayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { parseListArgs } from './list-args.js';
+import type { RelayMetrics } from './metrics.js';
+import { SPOOL_ACTIONS, type SpoolAction, type SpoolAdmin } from './spool-admin.js';
+
+export interface AdminServerDeps {
+  readonly config: AdminConfig;
+  readonly admin: SpoolAdmin;
+  readonly metrics: RelayMetrics;
+  readonly ready: () => boolean;
+  readonly logger: Logger;
+}
+
+/** Probes that must answer without a token (container and orchestrator health checks). */
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+
+const STATUS_BY_CODE: Partial<Record<string, number>> = {
+  ONWARD_ERR_BAD_ID: 400,
+  ONWARD_ERR_BAD_ARGS: 400,
+  ONWARD_ERR_NOT_FOUND: 404,
+};
+
+/**
+ * The admin HTTP API: health, metrics, and the JSON endpoints behind `onward spool …`.
+ * Routes: GET /api/spool/stats · GET /api/spool/messages (NDJSON stream) ·
+ * GET /api/spool/messages/:id · GET /api/spool/messages/:id/body ·
+ * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all
+ */
+export class AdminServer {
+  private readonly server: Server;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AdminServerDeps) {
+    this.log = deps.logger.child({ component: 'admin' });
+    this.server = createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => this.sendError(res, err));
+    });
+  }
+
+  async listen(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.deps.config.port, this.deps.config.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.server.address() as AddressInfo;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private authorised(req: IncomingMessage): boolean {
+    const token = this.deps.config.token;
+    if (token === null) return true;
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const wanted = Buffer.from(`Bearer ${token}`);
+    return given.length === wanted.length && timingSafeEqual(given, wanted);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (!OPEN_PATHS.has(path) && !this.authorised(req)) {
+      return this.json(res, 401, { error: { code: 'ONWARD_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' } });
+    }
+    const { admin } = this.deps;
+    const actor = `admin-api${req.headers['x-onward-actor'] ? ` (${String(req.headers['x-onward-actor'])})` : ''}`;
+    if (req.method === 'GET' && path === '/healthz') return this.json(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/readyz') {
+      const ready = this.deps.ready();
+      return this.json(res, ready ? 200 : 503, { ready });
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      res.writeHead(200, { 'content-type': this.deps.metrics.registry.contentType });
+      res.end(await this.deps.metrics.registry.metrics());
+      return;
+    }
+    if (req.method === 'GET' && path === '/api/spool/stats') return this.json(res, 200, await admin.stats());
+    if (req.method === 'GET' && path === '/api/spool/messages') return this.streamList(res, url.searchParams);
+    if (req.method === 'POST' && path === '/api/spool/retry-all') {
+      return this.json(res, 200, await admin.retryAll(url.searchParams.get('target') ?? undefined, actor));
+    }
+    const m = /^\/api\/spool\/messages\/([^/]+)(?:\/([a-z]+))?$/.exec(path);
+    if (m) {
+      const id = decodeURIComponent(m[1] ?? '');
+      const sub = m[2];
+      if (req.method === 'GET' && sub === undefined) return this.json(res, 200, await admin.show(id));
+      if (req.method === 'GET' && sub === 'body') {
+        const body = await admin.body(id);
+        res.writeHead(200, { 'content-type': 'message/rfc822', 'content-length': body.length });
+        res.end(body);
+        return;
+      }
+      if (req.method === 'POST' && sub !== undefined && (SPOOL_ACTIONS as readonly string[]).includes(sub)) {
+        return this.json(res, 200, await admin.act(sub as SpoolAction, id, actor));
+      }
+    }
+    this.json(res, 404, { error: { code: 'ONWARD_ERR_NOT_FOUND', message: `no route ${req.method ?? ''} ${path}` } });
+  }
+
+  /** One JSON object per line, written as the spool is read: bounded memory at any spool size. */
+  private async streamList(res: ServerResponse, query: URLSearchParams): Promise<void> {
+    const args = {
+      state: query.get('state') ?? undefined,
+      target: query.get('target') ?? undefined,
+      sender: query.get('sender') ?? undefined,
+      recipient: query.get('recipient') ?? undefined,
+      olderThan: query.get('olderThan') ?? undefined,
+      limit: query.get('limit') ?? undefined,
+    };
+    parseListArgs(args); // reject bad options with a 400 before the stream starts
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    for await (const entry of this.deps.admin.list(args)) {
+      if (res.destroyed) return;
+      if (!res.write(JSON.stringify(entry) + '\n')) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private sendError(res: ServerResponse, err: unknown): void {
+    const code = isRelayError(err) ? err.code : 'ONWARD_ERR_INTERNAL';
+    const status = (isRelayError(err) && STATUS_BY_CODE[err.code]) || 500;
+    if (status === 500) this.log.error({ err }, 'admin request failed');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.json(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
+  }
+}
+

@@ -1,0 +1,128 @@
+/**
+ * What every spool command does, independent of transport: the admin API serves it from
+ * the running relay, and the CLI uses it directly on a stopped spool — one implementation,
+ * so online and offline answers are the same.
+ */
+import type { BounceReporter } from '../bounce/index.js';
+import { dsnStatusFor } from '../bounce/index.js';
+import type { Reply } from '../delivery/index.js';
+import { RelayError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { headerEnd } from '../message/headers.js';
+import { parseListArgs, type ListArgs } from './list-args.js';
+import { isQueueId, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
+import { headerFields, listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
+
+export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
+export const SPOOL_ACTIONS: readonly SpoolAction[] = ['retry', 'hold', 'release', 'delete', 'bounce'];
+
+export interface ActionResult {
+  readonly id: string;
+  readonly state: MessageState;
+}
+
+export interface SpoolAdmin {
+  stats(): Promise<StatsView>;
+  /** Listing options are validated here (ONWARD_ERR_BAD_ARGS names the bad one). */
+  list(args: ListArgs): AsyncIterable<ListEntry>;
+  show(id: string): Promise<ShowView>;
+  body(id: string): Promise<Buffer>;
+  /** Applies one action to one message; unknown ids are ONWARD_ERR_NOT_FOUND. */
+  act(action: SpoolAction, id: string, actor: string): Promise<ActionResult>;
+  /** `retry --all [--target T]`: every waiting message (of that target) due now. */
+  retryAll(target: string | undefined, actor: string): Promise<{ count: number }>;
+  close(): Promise<void>;
+}
+
+const OPERATOR_BOUNCE: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'bounced by the operator' };
+
+/** Ids are checked before any lookup, so a typo is "invalid id", not a scan. */
+export function checkId(id: string): void {
+  if (!isQueueId(id)) throw new RelayError('ONWARD_ERR_BAD_ID', `invalid message id "${id}" (expected 15 characters 0-9A-Z)`);
+}
+
+export class LocalSpoolAdmin implements SpoolAdmin {
+  constructor(
+    private readonly spool: LevelSpool,
+    private readonly reporter: BounceReporter,
+    private readonly logger: Logger,
+    /** Live target state when the relay runs; null for a stopped spool. */
+    private readonly targetStatus: (() => readonly TargetStatus[]) | null,
+    private readonly closeSpool: boolean,
+  ) {}
+
+  async stats(): Promise<StatsView> {
+    return statsView(await this.spool.stats(), this.targetStatus?.() ?? null, Date.now());
+  }
+
+  async *list(args: ListArgs): AsyncIterable<ListEntry> {
+    for await (const { message, deliveries } of this.spool.list(parseListArgs(args))) yield listEntry(message, deliveries);
+  }
+
+  async show(id: string): Promise<ShowView> {
+    checkId(id);
+    const message = await this.spool.getMessage(id);
+    if (!message) throw notFound(id);
+    const body = await this.spool.getBody(id);
+    return showView(message, await this.spool.getDeliveries(id), headerFields(body, body ? headerEnd(body) : 0));
+  }
+
+  async body(id: string): Promise<Buffer> {
+    checkId(id);
+    const body = await this.spool.getBody(id);
+    if (body) return body;
+    const message = await this.spool.getMessage(id);
+    throw message
+      ? new RelayError('ONWARD_ERR_NOT_FOUND', `message ${id} is ${message.state}; its body is no longer kept`)
+      : notFound(id);
+  }
+
+  async act(action: SpoolAction, id: string, actor: string): Promise<ActionResult> {
+    checkId(id);
+    const message =
+      action === 'bounce'
+        ? await this.spool.giveUp(id, OPERATOR_BOUNCE, (m, failed, body) =>
+            m.sender === ''
+              ? Promise.resolve(null)
+              : this.reporter.buildMessage(
+                  m.id,
+                  m.sender,
+                  m.receivedAt,
+                  body ?? Buffer.alloc(0),
+                  failed.map((r) => ({
+                    address: r.address,
+                    action: 'failed' as const,
+                    status: dsnStatusFor('expired', r.lastReply),
+                    reply: r.lastReply,
+                    lastAttemptAt: null,
+                  })),
+                  Date.now(),
+                ),
+          )
+        : await this.spool.act(id, action);
+    this.logger.info({ queueId: id, action, actor, state: message.state }, `spool ${action}`);
+    return { id, state: message.state };
+  }
+
+  async retryAll(target: string | undefined, actor: string): Promise<{ count: number }> {
+    let count = 0;
+    const filter: ListFilter = target === undefined ? { states: ['queued', 'deferred'] } : { states: ['queued', 'deferred'], target };
+    // Collect first: acting while iterating the open index would move keys under the iterator.
+    const ids: string[] = [];
+    for await (const { message } of this.spool.list(filter)) ids.push(message.id);
+    for (const id of ids) {
+      await this.spool.act(id, 'retry');
+      count += 1;
+    }
+    this.logger.info({ action: 'retry', all: true, target: target ?? null, count, actor }, 'spool retry --all');
+    return { count };
+  }
+
+  async close(): Promise<void> {
+    if (this.closeSpool) await this.spool.close();
+  }
+}
+
+function notFound(id: string): RelayError {
+  return new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${id}`);
+}

@@ -1,0 +1,117 @@
+/**
+ * The JSON shapes of SPEC section 1 (`list`, `show`, `stats`), built from spool records.
+ * Field names here are a public contract: scripts parse them.
+ */
+import type { DeliveryRecord, MessageRecord, MessageState, SpoolStats } from '../spool/index.js';
+
+export interface ListEntry {
+  id: string;
+  state: MessageState;
+  sender: string;
+  recipients: { address: string; state: string; target: string; lastError: string | null }[];
+  size: number;
+  receivedAt: string;
+  nextAttemptAt: string | null;
+  messageId: string | null;
+}
+
+export interface ShowView extends ListEntry {
+  client: MessageRecord['client'];
+  finishedAt: string | null;
+  bounceOf: string | null;
+  headers: [string, string][];
+  deliveries: {
+    id: string;
+    target: string;
+    targets: readonly string[];
+    recipients: { address: string; state: string; lastError: string | null }[];
+    state: string;
+    attemptCount: number;
+    nextAttemptAt: string | null;
+    attempts: { at: string; target: string; outcome: string; reply: string; durationMs: number }[];
+  }[];
+}
+
+export interface TargetStatus {
+  readonly name: string;
+  readonly up: boolean;
+  readonly concurrency: number;
+}
+
+export interface StatsView {
+  states: Record<MessageState, number>;
+  targets: Record<string, { queued: number; deferred: number; up: boolean | null; concurrency: number | null }>;
+  oldestQueuedAgeSeconds: number | null;
+  spoolBytes: number;
+  /** Whether the figures came from the running relay (live target state) or a stopped spool. */
+  source: 'relay' | 'spool';
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function listEntry(message: MessageRecord, deliveries: readonly DeliveryRecord[]): ListEntry {
+  const due = deliveries.map((d) => d.dueAt).filter((t): t is number => t !== null);
+  return {
+    id: message.id,
+    state: message.state,
+    sender: message.sender,
+    recipients: deliveries.flatMap((d) =>
+      d.recipients.map((r) => ({ address: r.address, state: r.state, target: d.targets[0] ?? '', lastError: r.lastError })),
+    ),
+    size: message.size,
+    receivedAt: new Date(message.receivedAt).toISOString(),
+    nextAttemptAt: due.length > 0 ? iso(Math.min(...due)) : null,
+    messageId: message.messageId,
+  };
+}
+
+export function showView(message: MessageRecord, deliveries: readonly DeliveryRecord[], headers: [string, string][]): ShowView {
+  return {
+    ...listEntry(message, deliveries),
+    client: message.client,
+    finishedAt: iso(message.finishedAt),
+    bounceOf: message.bounceOf,
+    headers,
+    deliveries: deliveries.map((d) => ({
+      id: d.id,
+      target: d.targets[0] ?? '',
+      targets: d.targets,
+      recipients: d.recipients.map((r) => ({ address: r.address, state: r.state, lastError: r.lastError })),
+      state: d.state,
+      attemptCount: d.attemptCount,
+      nextAttemptAt: iso(d.dueAt),
+      attempts: d.attempts.map((a) => ({ at: new Date(a.at).toISOString(), target: a.target, outcome: a.outcome, reply: a.reply, durationMs: a.durationMs })),
+    })),
+  };
+}
+
+export function statsView(stats: SpoolStats, live: readonly TargetStatus[] | null, now: number): StatsView {
+  const targets: StatsView['targets'] = {};
+  for (const [name, counts] of Object.entries(stats.targets)) targets[name] = { ...counts, up: null, concurrency: null };
+  for (const t of live ?? []) {
+    const counts = targets[t.name] ?? { queued: 0, deferred: 0 };
+    targets[t.name] = { queued: counts.queued, deferred: counts.deferred, up: t.up, concurrency: t.concurrency };
+  }
+  return {
+    states: stats.states,
+    targets,
+    oldestQueuedAgeSeconds: stats.oldestQueuedAt === null ? null : Math.max(0, Math.round((now - stats.oldestQueuedAt) / 1000)),
+    spoolBytes: stats.spoolBytes,
+    source: live === null ? 'spool' : 'relay',
+  };
+}
+
+/** Top-level header fields of a stored message (unfolded), for `show`. */
+export function headerFields(body: Buffer | null, headerBytes: number): [string, string][] {
+  if (!body) return [];
+  return body
+    .subarray(0, headerBytes)
+    .toString('utf8')
+    .replace(/\r\n[ \t]+/g, ' ')
+    .split('\r\n')
+    .map((line): [string, string] | null => {
+      const colon = line.indexOf(':');
+      return colon > 0 ? [line.slice(0, colon), line.slice(colon + 1).trim()] : null;
+    })
+    .filter((h): h is [string, string] => h !== null);
+}

@@ -1,0 +1,169 @@
+import type { Argv, CommandModule } from 'yargs';
+import type { ListArgs, SpoolAction, SpoolAdmin } from '../admin/index.js';
+import { checkId } from '../admin/index.js';
+import { RelayError } from '../errors.js';
+import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
+import { LIST_HEADER, listRow, showText, statsText } from './format.js';
+import { openSpoolAdmin } from './spool-access.js';
+
+interface SpoolArgs extends GlobalArgs {
+  readonly json?: boolean;
+  readonly ids?: string[];
+  readonly id?: string;
+  readonly all?: boolean;
+  readonly state?: string;
+  readonly target?: string;
+  readonly sender?: string;
+  readonly recipient?: string;
+  readonly 'older-than'?: string;
+  readonly limit?: number;
+}
+
+/** Opens the spool (online or offline), runs `work`, maps typed errors to SPEC exit codes. */
+async function withSpool(args: SpoolArgs, work: (admin: SpoolAdmin) => Promise<number | void>): Promise<void> {
+  const config = loadConfigOrExit(args);
+  let admin: SpoolAdmin | null = null;
+  try {
+    admin = (await openSpoolAdmin(config)).admin;
+    process.exitCode = (await work(admin)) ?? EXIT.ok;
+  } catch (err) {
+    process.stderr.write(`onward: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = exitCodeFor(err);
+  } finally {
+    await admin?.close();
+  }
+}
+
+function print(text: string): Promise<void> {
+  return new Promise((resolve) => (process.stdout.write(text) ? resolve() : process.stdout.once('drain', () => resolve())));
+}
+
+const json = { json: { type: 'boolean', default: false, describe: 'one JSON document for scripts' } } as const;
+
+const stats: CommandModule<GlobalArgs, SpoolArgs> = {
+  command: 'stats',
+  describe: 'counts by state and target, oldest message age, spool size on disk',
+  builder: (y) => y.options(json) as unknown as Argv<SpoolArgs>,
+  handler: (args) =>
+    withSpool(args, async (admin) => {
+      const s = await admin.stats();
+      await print(args.json ? JSON.stringify(s, null, 2) + '\n' : statsText(s) + '\n');
+    }),
+};
+
+const list: CommandModule<GlobalArgs, SpoolArgs> = {
+  command: 'list',
+  describe: 'the queue, like mailq (finished messages with --state)',
+  builder: (y) =>
+    y.options({
+      ...json,
+      state: { type: 'string', describe: 'queued,deferred,held,delivered,bounced,deleted or all (default: the queue)' },
+      target: { type: 'string', describe: 'only messages with a delivery to this target' },
+      sender: { type: 'string', describe: 'glob on the envelope sender' },
+      recipient: { type: 'string', describe: 'glob on any recipient' },
+      'older-than': { type: 'string', describe: 'only messages older than this (e.g. 10m)' },
+      limit: { type: 'number', describe: 'at most N messages' },
+    }) as unknown as Argv<SpoolArgs>,
+  handler: (args) =>
+    withSpool(args, async (admin) => {
+      const listArgs: ListArgs = {
+        state: args.state,
+        target: args.target,
+        sender: args.sender,
+        recipient: args.recipient,
+        olderThan: args['older-than'],
+        limit: args.limit,
+      };
+      let count = 0;
+      // Rows are written as they stream in: a huge spool starts printing at once.
+      if (args.json) await print('[');
+      else await print(LIST_HEADER + '\n');
+      for await (const entry of admin.list(listArgs)) {
+        await print(args.json ? (count > 0 ? ',\n' : '\n') + JSON.stringify(entry) : listRow(entry) + '\n');
+        count += 1;
+      }
+      await print(args.json ? (count > 0 ? '\n]\n' : ']\n') : `-- ${count} message${count === 1 ? '' : 's'}\n`);
+    }),
+};
+
+const show: CommandModule<GlobalArgs, SpoolArgs> = {
+  command: 'show <id>',
+  describe: 'envelope, headers, every delivery with every attempt and its result',
+  builder: (y) => y.options(json).positional('id', { type: 'string', demandOption: true }) as unknown as Argv<SpoolArgs>,
+  handler: (args) =>
+    withSpool(args, async (admin) => {
+      const view = await admin.show(String(args.id));
+      await print(args.json ? JSON.stringify(view, null, 2) + '\n' : showText(view) + '\n');
+    }),
+};
+
+const body: CommandModule<GlobalArgs, SpoolArgs> = {
+  command: 'body <id>',
+  describe: 'the raw message (RFC 5322) on stdout',
+  builder: (y) => y.positional('id', { type: 'string', demandOption: true }) as unknown as Argv<SpoolArgs>,
+  handler: (args) =>
+    withSpool(args, async (admin) => {
+      process.stdout.write(await admin.body(String(args.id)));
+    }),
+};
+
+function actionCommand(action: SpoolAction, describe: string, allowAll: boolean): CommandModule<GlobalArgs, SpoolArgs> {
+  return {
+    command: `${action} [ids..]`,
+    describe,
+    builder: (y) => {
+      const b = y.options(json).positional('ids', { type: 'string', array: true });
+      return (allowAll
+        ? b.options({
+            all: { type: 'boolean', default: false, describe: 'every queued or deferred message' },
+            target: { type: 'string', describe: 'with --all: only this target' },
+          })
+        : b) as unknown as Argv<SpoolArgs>;
+    },
+    handler: (args) =>
+      withSpool(args, async (admin) => {
+        const ids = (args.ids ?? []).map(String);
+        if (allowAll && args.all) {
+          const { count } = await admin.retryAll(args.target, 'cli');
+          await print(args.json ? JSON.stringify({ count }) + '\n' : `${count} message${count === 1 ? '' : 's'} due now\n`);
+          return;
+        }
+        if (ids.length === 0) throw new RelayError('ONWARD_ERR_BAD_ARGS', `spool ${action}: name at least one message id${allowAll ? ' or --all' : ''}`);
+        for (const id of ids) checkId(id); // all ids valid before anything is changed
+        const results: { id: string; state?: string; error?: string }[] = [];
+        let code: number = EXIT.ok;
+        for (const id of ids) {
+          try {
+            const r = await admin.act(action, id, 'cli');
+            results.push(r);
+            if (!args.json) await print(`${id}: ${r.state}\n`);
+          } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            results.push({ id, error: message });
+            if (!args.json) process.stderr.write(`onward: ${message}\n`);
+            code = Math.max(code, exitCodeFor(err));
+          }
+        }
+        if (args.json) await print(JSON.stringify(results, null, 2) + '\n');
+        return code;
+      }),
+  };
+}
+
+export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+  command: 'spool <command>',
+  describe: 'inspect and manage the spool (through the running relay, or directly when it is stopped)',
+  builder: (y) =>
+    y
+      .command(stats)
+      .command(list)
+      .command(show)
+      .command(body)
+      .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)', true))
+      .command(actionCommand('bounce', 'give up now and send the DSN to the sender', false))
+      .command(actionCommand('delete', 'remove without a DSN (like postsuper -d)', false))
+      .command(actionCommand('hold', 'keep messages from delivery until release', false))
+      .command(actionCommand('release', 'let held messages go again', false))
+      .demandCommand(1, 'name a spool command'),
+  handler: () => undefined,
+};
