@@ -17,6 +17,12 @@ export interface Relay {
   /** Bound SMTP listener addresses, in config order (port 0 resolves here). */
   readonly smtpAddresses: readonly AddressInfo[];
   readonly adminAddress: AddressInfo;
+  /**
+   * Applies a new config (SIGHUP): targets, routes, limits, users, TLS, bounces, retry.
+   * Listeners, the spool and the admin API keep their addresses; changes there are
+   * returned as the keys that need a restart.
+   */
+  reload(next: Config): string[];
   /** Graceful stop: ingress, then deliveries (up to shutdownGrace), then the spool. Idempotent. */
   close(): Promise<void>;
 }
@@ -40,7 +46,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     unfinished: () => spool.unfinishedCount(),
   });
   const router = createRouter(config.routes);
-  const ingress = new SmtpIngress({ config, spool, capacity, router, logger });
+  const ingress = new SmtpIngress({ config, spool, capacity, logger });
   const reporter = new BounceReporter({ config, route: router, logger });
   const scheduler = new DeliveryScheduler({ config, spool, logger, reporter });
   const metrics = new RelayMetrics({ spool, ingress, scheduler });
@@ -67,14 +73,27 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     throw err;
   }
   let closing: Promise<void> | null = null;
+  let current = config;
   return {
-    config,
+    get config() {
+      return current;
+    },
     spool,
     ingress,
     scheduler,
     metrics,
     smtpAddresses,
     adminAddress,
+    reload(next: Config): string[] {
+      const needsRestart = (['listen', 'spool', 'admin', 'dedup', 'hostname'] as const).filter(
+        (key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]),
+      );
+      ingress.reconfigure(next);
+      scheduler.reconfigure(next);
+      reporter.reconfigure(next, createRouter(next.routes));
+      current = next;
+      return needsRestart;
+    },
     close() {
       closing ??= (async () => {
         listening = false;

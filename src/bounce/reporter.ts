@@ -13,9 +13,9 @@ import { newQueueId, type ClaimedDelivery, type NewMessage } from '../spool/inde
 import { buildDsn, dsnStatusFor, type DsnRecipient } from './dsn.js';
 
 export interface BounceReporterDeps {
-  readonly config: Config;
+  config: Config;
   /** Routes the DSN when `bounces.via` is not set. */
-  readonly route: (recipients: readonly string[]) => RouteGroup[];
+  route: (recipients: readonly string[]) => RouteGroup[];
   readonly logger: Logger;
 }
 
@@ -26,6 +26,12 @@ export class BounceReporter implements FailureReporter {
 
   constructor(private readonly deps: BounceReporterDeps) {
     this.log = deps.logger.child({ component: 'bounce' });
+  }
+
+  /** SIGHUP: new bounces.from / via, retry policy and routes. */
+  reconfigure(config: Config, route: BounceReporterDeps['route']): void {
+    this.deps.config = config;
+    this.deps.route = route;
   }
 
   async prepare(claimed: ClaimedDelivery, outcome: AttemptOutcome, now: number): Promise<FailureReport> {

@@ -1,10 +1,11 @@
 import type { CommandModule } from 'yargs';
 import { startRelay } from '../app/index.js';
+import { loadConfig, resolveConfigPath } from '../config/index.js';
 import { createLogger } from '../log.js';
 import { exitCodeFor, fail, loadConfigOrExit, type GlobalArgs } from './common.js';
 
 /**
- * Runs the relay until SIGTERM/SIGINT. The first signal shuts down gracefully; a second
+ * Runs the relay until SIGTERM/SIGINT (SIGHUP reloads the config). The first signal shuts down gracefully; a second
  * exits at once, which loses nothing acknowledged (every 250 was synced; in-flight
  * deliveries are leased and come back due on the next start).
  */
@@ -45,5 +46,15 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
+    // SIGHUP: re-read the file; a config that does not validate is refused and the running one stays.
+    process.on('SIGHUP', () => {
+      const path = resolveConfigPath(args.config);
+      try {
+        const restartKeys = relay.reload(loadConfig(path));
+        logger.info({ config: path, needsRestart: restartKeys }, restartKeys.length > 0 ? 'config reloaded; some changes need a restart' : 'config reloaded');
+      } catch (err) {
+        logger.error({ config: path, err: { message: err instanceof Error ? err.message : String(err) } }, 'config reload rejected; the running config stays in force');
+      }
+    });
   },
 };

@@ -20,6 +20,18 @@ export interface LimitsConfig {
   readonly maxRecipients: number;
   readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
+  /** A session silent this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** A session open this long is closed (421), however busy. */
+  readonly sessionTimeoutMs: number;
+  /** Commands one session may send before it is closed (421 4.7.0). */
+  readonly maxCommands: number;
+  /** Error replies one session may earn before it is closed (421 4.7.0). */
+  readonly maxErrors: number;
+  /** Bytes of message data all sessions together may hold in memory while in DATA. */
+  readonly maxDataMemoryBytes: number;
+  /** Failed AUTH attempts per client IP within 10 minutes before AUTH is refused (454 4.7.0). */
+  readonly maxAuthFailures: number;
 }
 
 export interface RelayUser {

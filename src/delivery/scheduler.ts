@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Config } from '../config/types.js';
+import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { laneOf, type ClaimedDelivery, type NewMessage, type Spool } from '../spool/index.js';
 import { runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
@@ -61,22 +61,45 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly now: () => number;
   private stopping = false;
   private poller: NodeJS.Timeout | null = null;
+  private config: Config;
 
   constructor(private readonly deps: SchedulerDeps) {
     super();
     this.log = deps.logger.child({ component: 'delivery' });
     this.now = deps.now ?? Date.now;
-    for (const target of Object.values(deps.config.targets)) {
-      this.targets.set(target.name, {
-        state: new TargetState(target),
-        transport: createTransport(target, { heloName: deps.config.hostname }),
-      });
+    this.config = deps.config;
+    for (const target of Object.values(deps.config.targets)) this.targets.set(target.name, this.liveTarget(target));
+  }
+
+  private liveTarget(target: TargetConfig, state?: TargetState): LiveTarget {
+    return { state: state ?? new TargetState(target), transport: createTransport(target, { heloName: this.config.hostname }) };
+  }
+
+  /**
+   * SIGHUP: targets whose settings changed get a new transport (the old one is closed once
+   * its attempts finish); live state (concurrency, circuit) carries over by name.
+   */
+  reconfigure(config: Config): void {
+    const previous = this.config;
+    this.config = config;
+    for (const [name, live] of this.targets) {
+      const next = config.targets[name];
+      if (!next) {
+        this.targets.delete(name);
+        void live.transport.close();
+      } else if (JSON.stringify(next) !== JSON.stringify(previous.targets[name])) {
+        live.state.reconfigure(next);
+        this.targets.set(name, this.liveTarget(next, live.state));
+        void live.transport.close();
+      }
     }
+    for (const target of Object.values(config.targets)) if (!this.targets.has(target.name)) this.targets.set(target.name, this.liveTarget(target));
+    for (const route of config.routes) this.pump(this.lane(laneOf(route.targets)));
   }
 
   async start(): Promise<void> {
     this.deps.spool.onDue((lane) => this.wake(lane));
-    for (const route of this.deps.config.routes) this.lane(laneOf(route.targets));
+    for (const route of this.config.routes) this.lane(laneOf(route.targets));
     for (const lane of await this.deps.spool.lanes()) this.lane(lane);
     for (const lane of this.lanes.values()) this.pump(lane);
     this.poller = setInterval(() => {
@@ -187,7 +210,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private async deliver(lane: Lane, claimed: ClaimedDelivery): Promise<void> {
     const { delivery } = claimed;
     try {
-      const outcome = await runAttempt(claimed, this.targets, this.deps.config.retry, this.now);
+      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now);
       if (outcome.skipped) {
         await this.deps.spool.postpone(delivery.id, outcome.earliestProbeAt ?? this.now() + 1000);
         return;

@@ -7,14 +7,30 @@ export interface HeaderInfo {
   readonly names: ReadonlySet<string>;
   /** Message-ID without angle brackets or surrounding space, or null. */
   readonly messageId: string | null;
-  /** Byte length of the header block including the blank line (or the whole body). */
+  /** Byte length of the header block, see headerEnd. */
   readonly headerBytes: number;
 }
 
+/** A header field line: a name of printable ASCII except `:`, then `:` (RFC 5322 2.2, obs- space allowed). */
+const FIELD_LINE = /^[\x21-\x39\x3b-\x7e]+[ \t]*:/;
+
+/**
+ * Byte length of the header block: up to and including the blank line that ends it, or up
+ * to the first line that is neither a header field nor a folded continuation (body text
+ * with no blank line before it, or no headers at all), or the whole message.
+ */
 export function headerEnd(body: Buffer): number {
-  if (body.subarray(0, 2).toString('latin1') === '\r\n') return 2;
-  const end = body.indexOf('\r\n\r\n');
-  return end === -1 ? body.length : end + 4;
+  let pos = 0;
+  while (pos < body.length) {
+    const eol = body.indexOf('\r\n', pos);
+    if (eol === pos) return pos + 2;
+    const line = body.subarray(pos, eol === -1 ? body.length : eol).toString('latin1');
+    const folded = pos > 0 && (line.startsWith(' ') || line.startsWith('\t'));
+    if (!folded && !FIELD_LINE.test(line)) return pos;
+    if (eol === -1) return body.length;
+    pos = eol + 2;
+  }
+  return body.length;
 }
 
 export function readHeaders(body: Buffer): HeaderInfo {
@@ -78,7 +94,11 @@ export function prepareMessage(body: Buffer, info: HeaderInfo, received: Receive
   if (!info.names.has('date')) added.push(`Date: ${rfc5322Date(received.date)}\r\n`);
   // Added headers go at the end of the header block (before the blank line).
   const block = body.subarray(0, info.headerBytes).toString('latin1');
-  const blankAt = block === '\r\n' ? 0 : block.endsWith('\r\n\r\n') ? info.headerBytes - 2 : info.headerBytes;
+  const separated = block === '\r\n' || block.endsWith('\r\n\r\n');
+  const blankAt = block === '\r\n' ? 0 : separated ? info.headerBytes - 2 : info.headerBytes;
+  // Body text that follows the headers without a blank line (or comes with no headers at
+  // all) gets one, so that it stays body text instead of turning into header lines.
+  if (!separated && info.headerBytes < body.length) added.push('\r\n');
   const parts: Buffer[] = [Buffer.from(receivedHeader(received), 'latin1')];
   if (added.length === 0) parts.push(body);
   else parts.push(body.subarray(0, blankAt), Buffer.from(added.join(''), 'latin1'), body.subarray(blankAt));

@@ -7,14 +7,18 @@ export interface RouteGroup {
   readonly recipients: readonly string[];
 }
 
-export type Router = (recipients: readonly string[]) => RouteGroup[];
+export interface Router {
+  (recipients: readonly string[]): RouteGroup[];
+  /** The route a recipient takes, or null when none matches. */
+  routeOf(address: string): RouteConfig | null;
+}
 
 /**
  * Each recipient goes to the first route whose glob matches its address
  * (case-insensitive); recipients sharing a target list form one group, i.e. one delivery.
  * A recipient that no route matches has no group: the ingress refuses it at RCPT time.
  */
-export function createRouter(routes: readonly RouteConfig[]): Router & { routeOf(address: string): RouteConfig | null } {
+export function createRouter(routes: readonly RouteConfig[]): Router {
   const matchers = routes.map((route) => ({ route, test: picomatch(route.match, { nocase: true, dot: true }) }));
   const routeOf = (address: string): RouteConfig | null => matchers.find((m) => m.test(address))?.route ?? null;
   const router = (recipients: readonly string[]): RouteGroup[] => {

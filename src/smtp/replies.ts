@@ -26,6 +26,7 @@ export const replies = {
   tooManyRecipients: (): SmtpReplyError => new SmtpReplyError(452, '4.5.3 Too many recipients'),
   badRecipientSyntax: (): SmtpReplyError => new SmtpReplyError(501, '5.1.3 Bad recipient address syntax'),
   badSenderSyntax: (): SmtpReplyError => new SmtpReplyError(501, '5.1.7 Bad sender address syntax'),
+  authRateLimited: (): SmtpReplyError => new SmtpReplyError(454, '4.7.0 Too many failed authentication attempts, try again later'),
   shuttingDown: (): SmtpReplyError => new SmtpReplyError(421, '4.3.2 Service shutting down'),
   tooManyConnections: (): SmtpReplyError => new SmtpReplyError(421, '4.7.0 Too many connections from your address, try again later'),
   bareLineEnding: (what: 'LF' | 'CR'): SmtpReplyError =>

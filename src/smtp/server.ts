@@ -1,15 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
-import type { Router } from '../routing/index.js';
-import { newQueueId, type Spool, type SpoolCapacity } from '../spool/index.js';
 import { prepareMessage, readHeaders } from '../message/headers.js';
+import { createRouter, type Router } from '../routing/index.js';
+import { newQueueId, type Spool, type SpoolCapacity } from '../spool/index.js';
+import { AuthFailureLimiter, authenticate } from './auth.js';
+import { DataBudget } from './data-budget.js';
 import { checkLineEndings } from './line-endings.js';
 import { NetworkList } from './networks.js';
 import { SmtpReplyError, replies } from './replies.js';
+import { guardLimits, guardSession } from './session-guard.js';
 
 export type ReceiveResult = 'queued' | 'duplicate' | 'rejected' | 'error';
 
@@ -22,34 +26,46 @@ export interface IngressDeps {
   readonly config: Config;
   readonly spool: Spool;
   readonly capacity: SpoolCapacity;
-  readonly router: Router & { routeOf(address: string): unknown };
   readonly logger: Logger;
 }
 
+/** Minimum protocol for STARTTLS and implicit TLS. */
+const MIN_TLS = 'TLSv1.2';
+
 /**
  * SMTP front door: applies relay policy and limits, reads DATA, and answers 250 only
- * after the spool has synced the message.
+ * after the spool has synced the message. `reconfigure` swaps policy (routes, limits,
+ * users, TLS) in place for SIGHUP; listeners and the spool stay.
  */
 export class SmtpIngress extends EventEmitter<IngressEvents> {
   private readonly servers: SMTPServer[] = [];
-  private readonly networks: NetworkList;
   private readonly perIp = new Map<string, number>();
-  /** Sessions counted in `perIp`: onClose runs for refused connections too. */
-  private readonly counted = new Set<string>();
+  /** Sessions counted in `perIp`, with their guard's cleanup (onClose runs for refused connections too). */
+  private readonly sessions = new Map<string, () => void>();
+  private readonly log: Logger;
+  private config: Config;
+  private router: Router;
+  private networks: NetworkList;
+  private readonly authFailures: AuthFailureLimiter;
+  private readonly dataBudget: DataBudget;
   private inData = 0;
   private shuttingDown = false;
-  private readonly log: Logger;
 
   constructor(private readonly deps: IngressDeps) {
     super();
+    this.config = deps.config;
+    this.router = createRouter(deps.config.routes);
     this.networks = new NetworkList(deps.config.relay.allowNetworks);
+    this.authFailures = new AuthFailureLimiter(deps.config.limits.maxAuthFailures);
+    this.dataBudget = new DataBudget(deps.config.limits.maxDataMemoryBytes);
     this.log = deps.logger.child({ component: 'smtp' });
   }
 
   async start(): Promise<AddressInfo[]> {
     const addresses: AddressInfo[] = [];
-    for (const listener of this.deps.config.listen) {
-      const server = new SMTPServer(this.serverOptions(listener.implicitTls));
+    const tls = readTls(this.config);
+    for (const listener of this.config.listen) {
+      const server = new SMTPServer({ ...this.serverOptions(listener.implicitTls), ...tls });
       server.on('error', (err) => this.log.warn({ err }, 'smtp listener error'));
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject);
@@ -62,6 +78,24 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       addresses.push(server.server.address() as AddressInfo);
     }
     return addresses;
+  }
+
+  /** New routes, limits, users and TLS material for sessions from now on. */
+  reconfigure(config: Config): void {
+    const tls = readTls(config);
+    this.config = config;
+    this.router = createRouter(config.routes);
+    this.networks = new NetworkList(config.relay.allowNetworks);
+    this.authFailures.setLimit(config.limits.maxAuthFailures);
+    this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
+    for (const server of this.servers) {
+      Object.assign(server.options, {
+        size: config.limits.maxMessageSizeBytes,
+        maxClients: config.limits.maxConnections,
+        socketTimeout: config.limits.idleTimeoutMs,
+      });
+      if (config.tls) server.updateSecureContext(tls);
+    }
   }
 
   /** Stops accepting; lets messages in DATA finish (up to `graceMs`); then 421s the rest. */
@@ -80,7 +114,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   }
 
   private serverOptions(implicitTls: boolean): SMTPServerOptions {
-    const { config } = this.deps;
+    const { config } = this;
     return {
       name: config.hostname,
       banner: 'onward ESMTP',
@@ -90,18 +124,24 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       hideDSN: true,
       size: config.limits.maxMessageSizeBytes,
       maxClients: config.limits.maxConnections,
+      socketTimeout: config.limits.idleTimeoutMs,
       authOptional: true,
       authMethods: ['PLAIN', 'LOGIN'],
       allowInsecureAuth: config.relay.allowInsecureAuth,
       disableReverseLookup: true,
       logger: false,
-      onAuth: (auth, _session, cb) => {
-        const user = this.authenticate(auth.username ?? '', auth.password ?? '');
-        if (user === null) cb(replies.authFailed());
-        else cb(null, { user });
-      },
       onConnect: (session, cb) => cb(this.onConnect(session)),
+      onSecure: (_socket, session, cb) => {
+        this.enableCommands(session);
+        cb();
+      },
       onClose: (session) => this.onClose(session),
+      onAuth: (auth, session, cb) => {
+        this.onAuth(auth, session).then(
+          (user) => cb(null, { user }),
+          (err: unknown) => cb(err instanceof Error ? err : new Error(String(err))),
+        );
+      },
       // Answered on the next tick, like smtp-server's own default handlers: a synchronous
       // answer while smtp-server replays pipelined input after DATA makes SMTPStream.continue()
       // drop its next continuation, and every command after a second pipelined DATA is lost.
@@ -122,36 +162,68 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     };
   }
 
-  /** AUTH PLAIN/LOGIN against `relay.users`; the username becomes the session user. */
-  private authenticate(username: string, password: string): string | null {
-    const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-    const given = digest(password);
-    const match = this.deps.config.relay.users.find((u) => u.username === username);
-    // Compare even for an unknown user, so timing does not tell which usernames exist.
-    const ok = timingSafeEqual(given, digest(match?.password ?? '\0unknown'));
-    return match && ok ? match.username : null;
-  }
-
   private onConnect(session: SMTPServerSession): SmtpReplyError | null {
     if (this.shuttingDown) return replies.shuttingDown();
     const count = this.perIp.get(session.remoteAddress) ?? 0;
-    if (count >= this.deps.config.limits.maxConnectionsPerIp) return replies.tooManyConnections();
+    if (count >= this.config.limits.maxConnectionsPerIp) return replies.tooManyConnections();
     this.perIp.set(session.remoteAddress, count + 1);
-    this.counted.add(session.id);
+    const connection = this.connectionOf(session);
+    const unguard = connection
+      ? guardSession(connection, guardLimits(this.config.limits), (violation) =>
+          this.log.warn({ client: session.remoteAddress, violation }, 'session closed by limit'),
+        )
+      : () => undefined;
+    this.sessions.set(session.id, unguard);
+    this.enableCommands(session);
     return null;
   }
 
+  /**
+   * AUTH only over TLS (unless allowInsecureAuth) and only when users exist; STARTTLS only
+   * with our own certificate (smtp-server would otherwise fall back to a built-in one).
+   */
+  private enableCommands(session: SMTPServerSession): void {
+    const disabled: string[] = [];
+    if (this.config.tls === null) disabled.push('STARTTLS');
+    if (this.config.relay.users.length === 0 || (!session.secure && !this.config.relay.allowInsecureAuth)) disabled.push('AUTH');
+    session.disabledCommands = disabled;
+  }
+
+  private connectionOf(session: SMTPServerSession): SMTPServer['connections'] extends Set<infer C> ? C | undefined : never {
+    for (const server of this.servers) for (const c of server.connections) if (c.session === session) return c;
+    return undefined;
+  }
+
   private onClose(session: SMTPServerSession): void {
-    if (!this.counted.delete(session.id)) return;
+    const unguard = this.sessions.get(session.id);
+    if (!unguard) return;
+    unguard();
+    this.sessions.delete(session.id);
     const count = (this.perIp.get(session.remoteAddress) ?? 1) - 1;
     if (count <= 0) this.perIp.delete(session.remoteAddress);
     else this.perIp.set(session.remoteAddress, count);
   }
 
+  private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<string> {
+    const ip = session.remoteAddress;
+    if (this.authFailures.blocked(ip)) {
+      this.log.warn({ client: ip }, 'AUTH refused: too many failures');
+      throw replies.authRateLimited();
+    }
+    const user = await authenticate(this.config.relay.users, auth.username ?? '', auth.password ?? '');
+    if (user === null) {
+      this.authFailures.fail(ip);
+      this.log.warn({ client: ip, username: auth.username, method: auth.method }, 'AUTH failed');
+      throw replies.authFailed();
+    }
+    this.log.info({ client: ip, user, method: auth.method }, 'AUTH succeeded');
+    return user;
+  }
+
   private onMailFrom(address: string, session: SMTPServerSession): SmtpReplyError | null {
     if (this.shuttingDown) return replies.shuttingDown();
     if (!session.user && this.networks.match(session.remoteAddress) === null) {
-      return this.deps.config.relay.users.length > 0 ? replies.authRequired() : replies.relayDenied();
+      return this.config.relay.users.length > 0 ? replies.authRequired() : replies.relayDenied();
     }
     if (address !== '' && !isAddress(address)) return replies.badSenderSyntax();
     return this.deps.capacity.check() === 'ok' ? null : replies.insufficientStorage();
@@ -159,9 +231,9 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
 
   private onRcptTo(address: string, session: SMTPServerSession): SmtpReplyError | null {
     if (this.shuttingDown) return replies.shuttingDown();
-    if (session.envelope.rcptTo.length >= this.deps.config.limits.maxRecipients) return replies.tooManyRecipients();
+    if (session.envelope.rcptTo.length >= this.config.limits.maxRecipients) return replies.tooManyRecipients();
     if (!isAddress(address)) return replies.badRecipientSyntax();
-    if (!this.deps.router.routeOf(address)) return replies.relayDenied();
+    if (!this.router.routeOf(address)) return replies.relayDenied();
     return null;
   }
 
@@ -171,12 +243,24 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const recipients = session.envelope.rcptTo.map((r) => r.address);
     const txLog = { client: session.remoteAddress, user: userOf(session), from: sender, to: recipients };
     let size = 0;
+    let held = 0;
+    let overBudget = false;
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         size += chunk.length;
-        if (!stream.sizeExceeded) chunks.push(chunk);
+        if (stream.sizeExceeded || overBudget) continue;
+        if (!this.dataBudget.take(chunk.length)) {
+          overBudget = true; // read to the end, keep nothing, answer 452
+          this.dataBudget.give(held);
+          held = 0;
+          chunks.length = 0;
+          continue;
+        }
+        held += chunk.length;
+        chunks.push(chunk);
       }
+      if (overBudget) throw replies.insufficientStorage();
       const { text, queueId, result, spoolSeconds } = await this.receive(session, sender, recipients, stream, chunks);
       this.log.info({ ...txLog, size, queueId, result, reply: `250 ${text}` }, 'message received');
       this.emit('transaction', { result, queueId, size, spoolSeconds });
@@ -191,6 +275,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       this.emit('transaction', { result, queueId: null, size, spoolSeconds: null });
       throw reply;
     } finally {
+      this.dataBudget.give(held);
       this.inData -= 1;
     }
   }
@@ -202,11 +287,11 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     stream: SMTPServerDataStream,
     chunks: Buffer[],
   ): Promise<{ text: string; queueId: string; result: ReceiveResult; spoolSeconds: number }> {
-    const { config, spool, capacity, router } = this.deps;
+    const { config, router } = this;
     if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
     const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
     if (!verdict.ok) throw replies.bareLineEnding(verdict.bare);
-    if (capacity.check() !== 'ok') throw replies.insufficientStorage();
+    if (this.deps.capacity.check() !== 'ok') throw replies.insufficientStorage();
     const queueId = newQueueId();
     const info = readHeaders(verdict.body);
     const { body, messageId } = prepareMessage(verdict.body, info, {
@@ -220,7 +305,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       date: new Date(),
     });
     const started = process.hrtime.bigint();
-    const accepted = await spool.accept({
+    const accepted = await this.deps.spool.accept({
       queueId,
       sender,
       recipients,
@@ -250,6 +335,12 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const rcpts = [...new Set(recipients.map((r) => r.toLowerCase()))].sort().join(',');
     return createHash('sha256').update([identity, sender.toLowerCase(), messageId, rcpts].join('\0')).digest('hex');
   }
+}
+
+/** TLS material from the configured files (re-read on every call: SIGHUP picks up renewed certificates). */
+function readTls(config: Config): { key?: Buffer; cert?: Buffer; minVersion?: 'TLSv1.2' } {
+  if (!config.tls) return {};
+  return { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath), minVersion: MIN_TLS };
 }
 
 function userOf(session: SMTPServerSession): string | null {

@@ -146,6 +146,12 @@ describe('parseConfig', () => {
       maxRecipients: 100,
       maxConnections: 200,
       maxConnectionsPerIp: 20,
+      idleTimeoutMs: 300_000,
+      sessionTimeoutMs: 1_800_000,
+      maxCommands: 10_000,
+      maxErrors: 10,
+      maxDataMemoryBytes: 512 * 1024 * 1024,
+      maxAuthFailures: 5,
     });
     expect(config.relay).toEqual({ allowNetworks: ['127.0.0.0/8', '::1/128'], users: [], allowInsecureAuth: false });
     expect(config.smtp).toEqual({ bareLineEndings: 'reject' });
