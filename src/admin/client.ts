@@ -3,6 +3,7 @@ import type { AdminConfig } from '../config/types.js';
 import { listArgsToQuery, type ListArgs } from './list-args.js';
 import type { ActionResult, SpoolAction, SpoolAdmin } from './spool-admin.js';
 import type { ListEntry, ShowView, StatsView } from './views.js';
+import type { CheckReport } from '../spool/index.js';
 
 const PROBE_TIMEOUT_MS = 1500;
 
@@ -61,6 +62,10 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
 
   act(action: SpoolAction, id: string): Promise<ActionResult> {
     return this.json<ActionResult>('POST', `/api/spool/messages/${encodeURIComponent(id)}/${action}`);
+  }
+
+  check(repair: boolean): Promise<CheckReport> {
+    return this.json<CheckReport>('POST', `/api/spool/check${repair ? '?repair=1' : ''}`);
   }
 
   retryAll(target: string | undefined): Promise<{ count: number }> {

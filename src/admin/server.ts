@@ -29,7 +29,8 @@ const STATUS_BY_CODE: Partial<Record<string, number>> = {
  * The admin HTTP API: health, metrics, and the JSON endpoints behind `onward spool …`.
  * Routes: GET /api/spool/stats · GET /api/spool/messages (NDJSON stream) ·
  * GET /api/spool/messages/:id · GET /api/spool/messages/:id/body ·
- * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all
+ * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all ·
+ * POST /api/spool/check[?repair=1]
  */
 export class AdminServer {
   private readonly server: Server;
@@ -86,6 +87,9 @@ export class AdminServer {
     }
     if (req.method === 'GET' && path === '/api/spool/stats') return this.json(res, 200, await admin.stats());
     if (req.method === 'GET' && path === '/api/spool/messages') return this.streamList(res, url.searchParams);
+    if (req.method === 'POST' && path === '/api/spool/check') {
+      return this.json(res, 200, await admin.check(url.searchParams.get('repair') === '1'));
+    }
     if (req.method === 'POST' && path === '/api/spool/retry-all') {
       return this.json(res, 200, await admin.retryAll(url.searchParams.get('target') ?? undefined, actor));
     }

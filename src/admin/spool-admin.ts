@@ -10,7 +10,7 @@ import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { headerEnd } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
-import { isQueueId, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
+import { isQueueId, type CheckReport, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
 import { headerFields, listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
@@ -29,6 +29,8 @@ export interface SpoolAdmin {
   body(id: string): Promise<Buffer>;
   /** Applies one action to one message; unknown ids are ONWARD_ERR_NOT_FOUND. */
   act(action: SpoolAction, id: string, actor: string): Promise<ActionResult>;
+  /** `spool check [--repair]`: the spool's invariants (repair only on a stopped spool). */
+  check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport>;
   /** `retry --all [--target T]`: every waiting message (of that target) due now. */
   retryAll(target: string | undefined, actor: string): Promise<{ count: number }>;
   close(): Promise<void>;
@@ -102,6 +104,15 @@ export class LocalSpoolAdmin implements SpoolAdmin {
         : await this.spool.act(id, action);
     this.logger.info({ queueId: id, action, actor, state: message.state }, `spool ${action}`);
     return { id, state: message.state };
+  }
+
+  async check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
+    if (repair && this.targetStatus !== null) {
+      throw new RelayError('ONWARD_ERR_BAD_ARGS', 'spool check --repair needs the relay stopped (it would race live writes); run it again once onward serve has exited');
+    }
+    const report = await this.spool.check(repair, onProgress);
+    if (repair) this.logger.info({ action: 'check', repair, counts: report.counts }, 'spool check --repair');
+    return report;
   }
 
   async retryAll(target: string | undefined, actor: string): Promise<{ count: number }> {

@@ -187,7 +187,8 @@ function diagnosticCode(r: DsnRecipient): string {
     text = `${r.reply.code} ${text}`;
   }
   if (text.length > MAX_DIAGNOSTIC) text = `${text.slice(0, MAX_DIAGNOSTIC)}...`;
-  return `${r.reply.kind}; ${text}`;
+  // `smtp;`/`http;` name a reply of that protocol; a network error without one is ours to describe.
+  return `${r.reply.code === null ? 'x-onward' : r.reply.kind}; ${text}`;
 }
 
 function fallbackDiagnostic(r: DsnRecipient): string {

@@ -1,5 +1,6 @@
 /** Human renderings of the spool views: `mailq`-like, fixed columns, printed as rows arrive. */
 import type { ListEntry, ShowView, StatsView } from '../admin/index.js';
+import type { CheckReport } from '../spool/index.js';
 
 export function age(fromIso: string, now: number = Date.now()): string {
   return duration(now - Date.parse(fromIso));
@@ -73,5 +74,14 @@ export function showText(m: ShowView): string {
     for (const r of d.recipients) lines.push(`  ${r.address}  ${r.state}${r.lastError ? `  (${r.lastError})` : ''}`);
     for (const a of d.attempts) lines.push(`  attempt ${a.at}  ${a.target}  ${a.outcome.toUpperCase()}  ${a.durationMs} ms  ${a.reply}`);
   }
+  return lines.join('\n');
+}
+
+export function checkText(r: CheckReport): string {
+  const lines = [`checked ${r.messages} messages, ${r.deliveries} deliveries`];
+  const kinds = Object.entries(r.counts);
+  if (kinds.length === 0) lines.push('no problems found');
+  for (const [kind, n] of kinds) lines.push(`  ${kind}: ${n}`);
+  for (const p of r.problems) lines.push(`  ${p.repaired ? 'repaired' : 'found   '} ${p.kind}  ${p.detail}`);
   return lines.join('\n');
 }

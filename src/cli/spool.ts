@@ -3,7 +3,7 @@ import type { ListArgs, SpoolAction, SpoolAdmin } from '../admin/index.js';
 import { checkId } from '../admin/index.js';
 import { RelayError } from '../errors.js';
 import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
-import { LIST_HEADER, listRow, showText, statsText } from './format.js';
+import { LIST_HEADER, checkText, listRow, showText, statsText } from './format.js';
 import { openSpoolAdmin } from './spool-access.js';
 
 interface SpoolArgs extends GlobalArgs {
@@ -150,6 +150,25 @@ function actionCommand(action: SpoolAction, describe: string, allowAll: boolean)
   };
 }
 
+const check: CommandModule<GlobalArgs, SpoolArgs & { repair?: boolean }> = {
+  command: 'check',
+  describe: "verify the spool's invariants (orphans, missing index entries, counters)",
+  builder: (y) =>
+    y.options({ ...json, repair: { type: 'boolean', default: false, describe: 'fix what can be fixed safely (relay stopped)' } }) as unknown as Argv<
+      SpoolArgs & { repair?: boolean }
+    >,
+  handler: (args) =>
+    withSpool(args, async (admin) => {
+      if (!args.json) process.stderr.write('checking the spool…\n');
+      const report = await admin.check(args.repair ?? false, (n) => process.stderr.write(`  scanned ${n} messages…\n`));
+      if (args.json) await print(JSON.stringify(report, null, 2) + '\n');
+      else await print(checkText(report) + '\n');
+      const lost = report.counts['lost-body'] ?? 0;
+      const open = report.problems.filter((p) => !p.repaired).length;
+      return lost > 0 || open > 0 ? EXIT.user : EXIT.ok;
+    }),
+};
+
 export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'spool <command>',
   describe: 'inspect and manage the spool (through the running relay, or directly when it is stopped)',
@@ -159,6 +178,7 @@ export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(list)
       .command(show)
       .command(body)
+      .command(check)
       .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)', true))
       .command(actionCommand('bounce', 'give up now and send the DSN to the sender', false))
       .command(actionCommand('delete', 'remove without a DSN (like postsuper -d)', false))

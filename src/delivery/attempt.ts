@@ -79,10 +79,24 @@ export async function runAttempt(
     remaining = result.recipients.filter((r) => r.outcome === 'error').map((r) => r.address);
   }
 
-  if (tried === 0) return { attempts: [], recipients: [], nextDueAt: null, skipped: true, earliestProbeAt };
-
   const end = now();
   const expired = isExpired(retry, delivery.createdAt, end);
+  if (tried === 0) {
+    if (!expired) return { attempts: [], recipients: [], nextDueAt: null, skipped: true, earliestProbeAt };
+    // Every target is down and the queue lifetime ran out meanwhile: give up, as Postfix
+    // does for a destination it holds dead, with the last reply each recipient saw.
+    const down: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'not attempted: every target is down (circuit open)' };
+    return {
+      attempts: [{ at: end, target: delivery.targets[0] ?? '', outcome: 'error', reply: down.text, durationMs: 0 }],
+      recipients: delivery.recipients
+        .filter((r) => remaining.includes(r.address))
+        .map((r) => ({ address: r.address, state: 'failed', reply: r.lastReply ?? down, expired: true })),
+      nextDueAt: null,
+      skipped: false,
+      earliestProbeAt,
+    };
+  }
+
   const recipients: RecipientOutcome[] = [...results.values()].map((r) => {
     if (r.outcome === 'ok') return { address: r.address, state: 'delivered', reply: r.reply, expired: false };
     if (r.outcome === 'fail') return { address: r.address, state: 'failed', reply: r.reply, expired: false };

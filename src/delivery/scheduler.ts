@@ -35,6 +35,8 @@ export interface SchedulerDeps {
 
 /** Safety net: lanes are woken by spool events and timers; this catches anything missed. */
 const IDLE_POLL_MS = 5000;
+/** Due deliveries of a lane whose targets are all down, taken per pass to bounce expired ones. */
+const DOWN_SWEEP_BATCH = 64;
 /** A completion the spool could not write is retried this often (the lease holds meanwhile). */
 const COMPLETE_RETRY_MS = 1000;
 
@@ -138,7 +140,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     this.pump(this.lane(name));
   }
 
-  /** How many deliveries the lane may start now: the first target that can take work decides. */
+  /**
+   * How many deliveries the lane may start now: the first target that can take work
+   * decides. When every target is down, due deliveries are still taken in batches so that
+   * expired ones bounce; the rest are postponed to the next probe without spending a step.
+   */
   private capacity(lane: Lane, now: number): number {
     for (const name of lane.targets) {
       const live = this.targets.get(name);
@@ -147,7 +153,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       if (available > 0) return available;
       if (live.state.up) return 0; // busy, not down: wait for it rather than spill to the backup
     }
-    return 0;
+    return DOWN_SWEEP_BATCH;
   }
 
   private pump(lane: Lane): void {

@@ -10,6 +10,7 @@ import { SpoolCounters, type CounterSnapshot } from './counters.js';
 import { deliveryId as makeDeliveryId } from './ids.js';
 import { keys, laneOf, lastPart, parseDueKey } from './keys.js';
 import { KeyedMutex } from './mutex.js';
+import { checkSpool, type CheckReport } from './check.js';
 import { compileFilter } from './filter.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
 import { SpoolWriter, type SpoolOp } from './writer.js';
@@ -472,6 +473,19 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
       if (dsn) for (const d of dsn.deliveries) this.emit('due', laneOf(d.targets));
       return msgUpdated;
     });
+  }
+
+  /**
+   * Verifies the spool's invariants (see check.ts). Repairs only when asked; counters are
+   * recomputed from the records then. Meant for a spool no relay is writing to.
+   */
+  async check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
+    const { report, recounted } = await checkSpool(this.db, (ops) => this.writer.write(ops), this.counters.read(), repair, this.now(), onProgress);
+    if (repair && report.counts['counters-mismatch']) {
+      this.counters.load(recounted);
+      await this.writer.write([]); // the trailer persists the recounted snapshot
+    }
+    return report;
   }
 
   close(): Promise<void> {
