@@ -218,7 +218,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     try {
       const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now);
       if (outcome.skipped) {
-        await this.deps.spool.postpone(delivery.id, outcome.earliestProbeAt ?? this.now() + 1000);
+        // Back at the next probe, or when the queue lifetime ends if that comes first.
+        const probeAt = outcome.earliestProbeAt ?? this.now() + 1000;
+        await this.deps.spool.postpone(delivery.id, Math.min(probeAt, delivery.createdAt + this.config.retry.maxAgeMs));
         return;
       }
       const report = this.deps.reporter ? await this.deps.reporter.prepare(claimed, outcome, this.now()) : null;
