@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './check-config.js';
+import { hashPasswordCommand } from './hash-password.js';
 import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
 import { spoolCommand } from './spool.js';
@@ -14,6 +15,7 @@ await yargs(hideBin(process.argv))
   .command(checkConfigCommand)
   .command(spoolCommand)
   .command(sendCommand)
+  .command(hashPasswordCommand)
   .command(versionCommand)
   .demandCommand(1, 'name a command')
   .strict()
