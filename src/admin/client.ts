@@ -40,7 +40,7 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
     if (!res.body) return;
     let pending = '';
     const decoder = new TextDecoder();
-    for await (const chunk of res.body) {
+    for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
       pending += decoder.decode(chunk, { stream: true });
       let nl: number;
       while ((nl = pending.indexOf('\n')) !== -1) {

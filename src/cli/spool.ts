@@ -1,4 +1,4 @@
-import type { Argv, CommandModule } from 'yargs';
+import type { CommandModule } from 'yargs';
 import type { ListArgs, SpoolAction, SpoolAdmin } from '../admin/index.js';
 import { checkId } from '../admin/index.js';
 import { RelayError } from '../errors.js';
@@ -43,7 +43,7 @@ const json = { json: { type: 'boolean', default: false, describe: 'one JSON docu
 const stats: CommandModule<GlobalArgs, SpoolArgs> = {
   command: 'stats',
   describe: 'counts by state and target, oldest message age, spool size on disk',
-  builder: (y) => y.options(json) as unknown as Argv<SpoolArgs>,
+  builder: (y) => y.options(json),
   handler: (args) =>
     withSpool(args, async (admin) => {
       const s = await admin.stats();
@@ -63,7 +63,7 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
       recipient: { type: 'string', describe: 'glob on any recipient' },
       'older-than': { type: 'string', describe: 'only messages older than this (e.g. 10m)' },
       limit: { type: 'number', describe: 'at most N messages' },
-    }) as unknown as Argv<SpoolArgs>,
+    }),
   handler: (args) =>
     withSpool(args, async (admin) => {
       const listArgs: ListArgs = {
@@ -89,7 +89,7 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
 const show: CommandModule<GlobalArgs, SpoolArgs> = {
   command: 'show <id>',
   describe: 'envelope, headers, every delivery with every attempt and its result',
-  builder: (y) => y.options(json).positional('id', { type: 'string', demandOption: true }) as unknown as Argv<SpoolArgs>,
+  builder: (y) => y.options(json).positional('id', { type: 'string', demandOption: true }),
   handler: (args) =>
     withSpool(args, async (admin) => {
       const view = await admin.show(String(args.id));
@@ -100,7 +100,7 @@ const show: CommandModule<GlobalArgs, SpoolArgs> = {
 const body: CommandModule<GlobalArgs, SpoolArgs> = {
   command: 'body <id>',
   describe: 'the raw message (RFC 5322) on stdout',
-  builder: (y) => y.positional('id', { type: 'string', demandOption: true }) as unknown as Argv<SpoolArgs>,
+  builder: (y) => y.positional('id', { type: 'string', demandOption: true }),
   handler: (args) =>
     withSpool(args, async (admin) => {
       process.stdout.write(await admin.body(String(args.id)));
@@ -113,12 +113,12 @@ function actionCommand(action: SpoolAction, describe: string, allowAll: boolean)
     describe,
     builder: (y) => {
       const b = y.options(json).positional('ids', { type: 'string', array: true });
-      return (allowAll
+      return allowAll
         ? b.options({
             all: { type: 'boolean', default: false, describe: 'every queued or deferred message' },
             target: { type: 'string', describe: 'with --all: only this target' },
           })
-        : b) as unknown as Argv<SpoolArgs>;
+        : b;
     },
     handler: (args) =>
       withSpool(args, async (admin) => {
@@ -154,9 +154,7 @@ const check: CommandModule<GlobalArgs, SpoolArgs & { repair?: boolean }> = {
   command: 'check',
   describe: "verify the spool's invariants (orphans, missing index entries, counters)",
   builder: (y) =>
-    y.options({ ...json, repair: { type: 'boolean', default: false, describe: 'fix what can be fixed safely (relay stopped)' } }) as unknown as Argv<
-      SpoolArgs & { repair?: boolean }
-    >,
+    y.options({ ...json, repair: { type: 'boolean', default: false, describe: 'fix what can be fixed safely (relay stopped)' } }),
   handler: (args) =>
     withSpool(args, async (admin) => {
       if (!args.json) process.stderr.write('checking the spool…\n');

@@ -141,7 +141,7 @@ function headerValue(value: string): string {
 /** Reads (and forgets) a bounded amount of the body so undici can reuse the connection. */
 async function drainBody(response: Response): Promise<void> {
   if (response.body === null) return;
-  const reader = response.body.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
   let seen = 0;
   try {
     for (;;) {

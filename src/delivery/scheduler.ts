@@ -115,10 +115,14 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     this.stopping = true;
     if (this.poller) clearInterval(this.poller);
     for (const lane of this.lanes.values()) if (lane.timer) clearTimeout(lane.timer);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-    await Promise.race([Promise.allSettled([...this.inFlight]), deadline]);
-    clearTimeout(timer);
+    const deadline = Date.now() + graceMs;
+    // Claims in progress may still start attempts: wait until nothing is in flight.
+    while (this.inFlight.size > 0 && Date.now() < deadline) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline - Date.now())));
+      await Promise.race([Promise.allSettled([...this.inFlight]), timeout]);
+      clearTimeout(timer);
+    }
     await Promise.all([...this.targets.values()].map((t) => t.transport.close()));
   }
 
@@ -163,7 +167,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       return;
     }
     lane.pumping = true;
-    void this.fill(lane)
+    const filling = this.fill(lane);
+    this.track(filling.catch(() => undefined));
+    void filling
       .catch((err: unknown) => this.log.error({ err, lane: lane.name }, 'scheduler error'))
       .finally(() => {
         lane.pumping = false;
@@ -184,6 +190,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       return;
     }
     const claimed = await this.deps.spool.claimDue(lane.name, now, wanted);
+    if (this.stopping) {
+      // stop() began while we were claiming: hand these back untouched, due now.
+      await Promise.all(claimed.map((c) => this.deps.spool.postpone(c.delivery.id, this.now())));
+      return;
+    }
     for (const c of claimed) this.track(this.deliver(lane, c));
     if (claimed.length === wanted) return; // more may be due: finishing attempts pump again
     const nextDue = await this.deps.spool.nextDueAt(lane.name);

@@ -42,6 +42,7 @@ const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
  * text that already starts with one the automatic prefix is switched off; smtp-server's
  * own replies keep theirs. Installed once, when this module is loaded.
  */
+// eslint-disable-next-line @typescript-eslint/unbound-method -- re-bound with .call below
 const originalSend = SMTPConnection.prototype.send;
 SMTPConnection.prototype.send = function send(this: SMTPConnection, code, data, context) {
   const own = typeof data === 'string' && ENHANCED_PREFIX.test(data);

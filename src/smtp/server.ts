@@ -117,7 +117,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const { config } = this;
     return {
       name: config.hostname,
-      banner: 'onward ESMTP',
+      banner: 'onward',
       secure: implicitTls,
       hideSTARTTLS: config.tls === null,
       hideENHANCEDSTATUSCODES: false,
@@ -232,7 +232,8 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   private onRcptTo(address: string, session: SMTPServerSession): SmtpReplyError | null {
     if (this.shuttingDown) return replies.shuttingDown();
     if (session.envelope.rcptTo.length >= this.config.limits.maxRecipients) return replies.tooManyRecipients();
-    if (!isAddress(address)) return replies.badRecipientSyntax();
+    // RFC 5321 4.5.1: the bare `postmaster` must be accepted.
+    if (!isAddress(address) && address.toLowerCase() !== 'postmaster') return replies.badRecipientSyntax();
     if (!this.router.routeOf(address)) return replies.relayDenied();
     return null;
   }
