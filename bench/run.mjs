@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+// npm run bench — durable acceptance and end-to-end throughput of onward, side by side with
+// Postfix (and Haraka) when asked. Everything on 127.0.0.1; every loop bounded in count and
+// time; only processes started here are signalled.
+//
+//   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,100k,4k-http,latency]
+//                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
+//
+// Load: smtp-source / smtp-sink (Debian package postfix) when installed, else the Node load
+// generator and sink in bench/lib with the same semantics. Acceptance latency (end of DATA →
+// 250) always comes from the Node generator (smtp-source does not report it).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runLoad } from './lib/loadgen.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const quick = args.includes('--quick');
+const REPS = Number(opt('reps', quick ? 1 : 3));
+const ROWS = opt('rows', '4k-conn,4k-reuse,100k,4k-http,latency').split(',');
+const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
+const GROUP_COMMIT = !args.includes('--no-group-commit');
+const SCALE = quick ? 0.25 : 1;
+const MAX_REP_SECONDS = 300;
+const PORTS = { relay: 2538, sink: 2536, http: 8035, admin: 9135 };
+const HAVE_POSTFIX_TOOLS = existsSync('/usr/sbin/smtp-source') && existsSync('/usr/sbin/smtp-sink');
+const SHARED = join(ROOT, '..', 'shared', 'bench');
+
+const ROW_DEFS = {
+  '4k-conn': { label: '4 KiB, one message per connection', msgs: 20000, size: 4096, reuse: false, target: 'smtp' },
+  '4k-reuse': { label: '4 KiB, connections reused', msgs: 20000, size: 4096, reuse: true, target: 'smtp' },
+  '100k': { label: '100 KiB', msgs: 2000, size: 102400, reuse: false, target: 'smtp' },
+  '4k-http': { label: '4 KiB → HTTP sink (raw), one per connection', msgs: 20000, size: 4096, reuse: false, target: 'http' },
+  latency: { label: '4 KiB reused, Node client: accept latency', msgs: 10000, size: 4096, reuse: true, target: 'smtp', latency: true },
+};
+
+const started = [];
+function track(child) {
+  started.push(child);
+  return child;
+}
+function stopAll() {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+}
+process.on('exit', stopAll);
+process.on('SIGINT', () => process.exit(130));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Progress: a rewritten status line on a terminal, a plain line every 5 s otherwise.
+let lastProgressAt = 0;
+const progress = (text) => {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
+  else if (text && Date.now() - lastProgressAt >= 5000) {
+    lastProgressAt = Date.now();
+    process.stderr.write(`${text}\n`);
+  }
+};
+
+function waitForPort(port, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  return new Promise((resolve, reject) => {
+    const tryOnce = async () => {
+      const { createConnection } = await import('node:net');
+      const s = createConnection(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => (Date.now() > deadline ? reject(new Error(`port ${port} never opened`)) : setTimeout(tryOnce, 100)));
+    };
+    void tryOnce();
+  });
+}
+
+/** Sink as a child process; `count()` is the number of messages it has taken. */
+async function startSink(kind) {
+  let child;
+  let count = 0;
+  if (kind === 'smtp' && HAVE_POSTFIX_TOOLS) {
+    child = track(spawn('smtp-sink', ['-c', '-u', 'nobody', `127.0.0.1:${PORTS.sink}`, '1024'], { stdio: ['ignore', 'pipe', 'ignore'] }));
+    let tail = '';
+    child.stdout.on('data', (d) => {
+      tail = (tail + d.toString()).slice(-300);
+      const m = tail.match(/mesg=(\d+)/g);
+      if (m) count = Number(m[m.length - 1].slice(5));
+    });
+  } else {
+    child = track(spawn(process.execPath, [join(ROOT, 'bench/lib/sink.mjs'), kind, String(kind === 'http' ? PORTS.http : PORTS.sink)], { stdio: ['ignore', 'pipe', 'inherit'] }));
+    child.stdout.on('data', (d) => {
+      const m = d.toString().match(/count (\d+)/g);
+      if (m) count = Number(m[m.length - 1].slice(6));
+    });
+  }
+  await waitForPort(kind === 'http' ? PORTS.http : PORTS.sink);
+  return {
+    count: () => count,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', r)));
+    },
+  };
+}
+
+function relayConfig(dir, target) {
+  const targetYaml =
+    target === 'http'
+      ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw, concurrency: 32, timeout: 10s }`
+      : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink}, pool: { maxConnections: 20, maxMessagesPerConnection: 1000 }, concurrency: 20 }`;
+  const file = join(dir, 'bench.yaml');
+  writeFileSync(
+    file,
+    `listen: [{ host: 127.0.0.1, port: ${PORTS.relay} }]
+hostname: onward-bench.localdomain
+limits: { maxConnectionsPerIp: 200, maxConnections: 400 }
+spool: { path: ${join(dir, 'spool')}, minFreeDisk: 1GB, groupCommit: ${GROUP_COMMIT} }
+retry: { schedule: [1s, 5s], jitter: 0.1 }
+targets:
+  sink: ${targetYaml}
+routes: [{ match: "*", target: sink }]
+admin: { host: 127.0.0.1, port: ${PORTS.admin} }
+log: { level: info }
+`,
+  );
+  return file;
+}
+
+/** /proc figures of one process: RSS and PSS (KiB), CPU ticks (user+system). */
+function procSample(pid) {
+  try {
+    const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const rss = Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+    const pss = Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return { rss, pss, ticks: Number(stat[11]) + Number(stat[12]) };
+  } catch {
+    return null;
+  }
+}
+
+async function startRelay(dir, target) {
+  const config = relayConfig(dir, target);
+  const child = track(spawn(process.execPath, [join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  await waitForPort(PORTS.relay);
+  return child;
+}
+
+async function sourceLoad({ msgs, size, reuse }) {
+  if (!HAVE_POSTFIX_TOOLS) return runLoad({ port: PORTS.relay, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
+  const flags = ['-4', '-s', '20', '-l', String(size), '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', '-M', 'bench-client', '-m', String(msgs)];
+  if (reuse) flags.push('-d');
+  const r = spawnSync('smtp-source', [...flags, `127.0.0.1:${PORTS.relay}`], { timeout: MAX_REP_SECONDS * 1000, stdio: 'ignore' });
+  return { sent: r.status === 0 ? msgs : 0, failed: r.status === 0 ? 0 : 1 };
+}
+
+async function measureRow(name) {
+  const def = ROW_DEFS[name];
+  const msgs = Math.max(200, Math.round(def.msgs * SCALE));
+  const dir = mkdtempSync(join(tmpdir(), 'onward-bench-'));
+  const relay = await startRelay(dir, def.target);
+  const reps = [];
+  try {
+    // Warm-up (JIT, pools), not measured.
+    let sink = await startSink(def.target);
+    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse });
+    for (let i = 0; i < 600 && sink.count() < 500; i++) await sleep(50);
+    await sink.stop();
+    for (let rep = 1; rep <= REPS; rep++) {
+      sink = await startSink(def.target);
+      await sleep(1000);
+      const before = procSample(relay.pid);
+      let peakRss = before?.rss ?? 0;
+      let peakPss = before?.pss ?? 0;
+      const sampler = setInterval(() => {
+        const s = procSample(relay.pid);
+        if (s) {
+          peakRss = Math.max(peakRss, s.rss);
+          peakPss = Math.max(peakPss, s.pss);
+        }
+      }, 250);
+      const t0 = performance.now();
+      const ticker = setInterval(() => progress(`${name} rep ${rep}/${REPS}: ${sink.count()}/${msgs} delivered, ${((performance.now() - t0) / 1000).toFixed(0)} s`), 500);
+      const load = def.latency
+        ? await runLoad({ port: PORTS.relay, messages: msgs, size: def.size, sessions: 20, reuse: def.reuse, deadlineMs: MAX_REP_SECONDS * 1000 })
+        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse });
+      const t1 = performance.now();
+      while (sink.count() < msgs && performance.now() - t0 < MAX_REP_SECONDS * 1000) await sleep(20);
+      const t2 = performance.now();
+      clearInterval(ticker);
+      clearInterval(sampler);
+      const after = procSample(relay.pid);
+      const cpuPct = before && after ? (((after.ticks - before.ticks) / 100) * 100) / ((t2 - t0) / 1000) : null;
+      await sink.stop();
+      reps.push({
+        rep,
+        acceptMsgS: (msgs / (t1 - t0)) * 1000,
+        e2eMsgS: (sink.count() / (t2 - t0)) * 1000,
+        delivered: sink.count(),
+        failed: load.failed,
+        p50: load.p50 ?? null,
+        p95: load.p95 ?? null,
+        p99: load.p99 ?? null,
+        peakRssMb: peakRss / 1024,
+        peakPssMb: peakPss / 1024,
+        relayCpuPct: cpuPct,
+      });
+      progress('');
+      process.stderr.write(`${name} rep ${rep}: accept ${reps.at(-1).acceptMsgS.toFixed(0)} msg/s, e2e ${reps.at(-1).e2eMsgS.toFixed(0)} msg/s\n`);
+      await sleep(2000);
+    }
+  } finally {
+    relay.kill('SIGTERM');
+    await new Promise((r) => (relay.exitCode !== null ? r() : relay.once('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const med = (k) => {
+    const v = reps.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);
+    return v.length ? v[Math.floor(v.length / 2)] : null;
+  };
+  return { name, label: def.label, msgs, size: def.size, sessions: 20, reuse: def.reuse, target: def.target, reps, median: Object.fromEntries(['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct'].map((k) => [k, med(k)])) };
+}
+
+function comparePeer(peer, row) {
+  const def = ROW_DEFS[row];
+  const script = join(SHARED, 'run-peer.sh');
+  if (!existsSync(script)) return { error: `${script} not found` };
+  if (!HAVE_POSTFIX_TOOLS) return { error: 'smtp-source/smtp-sink not installed (apt-get install postfix)' };
+  const msgs = Math.max(200, Math.round(def.msgs * SCALE));
+  progress(`${peer} ${row}: running ${REPS} reps of ${msgs} messages (../shared/bench/run-peer.sh)…`);
+  const r = spawnSync('bash', [script, peer, String(msgs), String(def.size), '20', String(REPS)], {
+    env: { ...process.env, REUSE: def.reuse ? '1' : '0' },
+    encoding: 'utf8',
+    timeout: REPS * (MAX_REP_SECONDS + 60) * 1000,
+  });
+  progress('');
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  const num = (k) => Number(new RegExp(`${k}=([\\d.]+)`).exec(line)?.[1] ?? NaN);
+  if (!line.includes('accept_msg_s_median')) return { error: (r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ') };
+  return { acceptMsgS: num('accept_msg_s_median'), e2eMsgS: num('e2e_msg_s_median'), peakPssMb: num('peak_pss_mb_median') };
+}
+
+const fmt = (n, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+
+const results = { startedAt: new Date().toISOString(), node: process.version, loadTools: HAVE_POSTFIX_TOOLS ? 'smtp-source/smtp-sink' : 'node', groupCommit: GROUP_COMMIT, reps: REPS, rows: [], peers: {} };
+for (const row of ROWS) {
+  if (!ROW_DEFS[row]) throw new Error(`unknown row ${row}`);
+  results.rows.push(await measureRow(row));
+  for (const peer of COMPARE) {
+    if (ROW_DEFS[row].target !== 'smtp' || ROW_DEFS[row].latency) continue;
+    (results.peers[peer] ??= {})[row] = comparePeer(peer, row);
+  }
+}
+
+const header = ['row', 'msgs', 'size', 'sess', 'accept msg/s', 'e2e msg/s', 'p50 ms', 'p95 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'relay CPU %'];
+const lines = [header.join(' | '), header.map(() => '---').join(' | ')];
+for (const r of results.rows) {
+  const m = r.median;
+  lines.push([r.name, r.msgs, r.size, r.sessions, fmt(m.acceptMsgS), fmt(m.e2eMsgS), fmt(m.p50, 1), fmt(m.p95, 1), fmt(m.p99, 1), fmt(m.peakRssMb), fmt(m.peakPssMb), fmt(m.relayCpuPct)].join(' | '));
+}
+console.log(`\nonward bench (${results.loadTools}, ${REPS} rep(s), medians; group commit ${GROUP_COMMIT ? 'on' : 'off'})\n`);
+console.log(lines.map((l) => `| ${l} |`).join('\n'));
+for (const peer of COMPARE) {
+  console.log(`\nvs ${peer} (same invocation, ../shared/bench/run-peer.sh ${peer})\n`);
+  console.log('| row | peer accept | peer e2e | peer PSS MB | onward/peer accept | onward/peer e2e |\n|---|---|---|---|---|---|');
+  for (const r of results.rows) {
+    const p = results.peers[peer]?.[r.name];
+    if (!p) continue;
+    if (p.error) {
+      console.log(`| ${r.name} | error: ${p.error} | | | | |`);
+      continue;
+    }
+    console.log(`| ${r.name} | ${fmt(p.acceptMsgS)} | ${fmt(p.e2eMsgS)} | ${fmt(p.peakPssMb)} | ${fmt(r.median.acceptMsgS / p.acceptMsgS, 2)}× | ${fmt(r.median.e2eMsgS / p.e2eMsgS, 2)}× |`);
+  }
+}
+const out = opt('json', join(ROOT, 'bench', 'results', `bench-${results.startedAt.replace(/[:.]/g, '-')}.json`));
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(results, null, 2));
+console.log(`\nresults: ${out}`);
+stopAll();
