@@ -1,6 +1,7 @@
 export { AdminServer, type AdminServerDeps } from './server.js';
 export { RelayMetrics } from './metrics.js';
-export { LocalSpoolAdmin, checkId, SPOOL_ACTIONS, type SpoolAdmin, type SpoolAction, type ActionResult } from './spool-admin.js';
+export { checkId } from './check-id.js';
+export { LocalSpoolAdmin, SPOOL_ACTIONS, type SpoolAdmin, type SpoolAction, type ActionResult } from './spool-admin.js';
 export { RemoteSpoolAdmin } from './client.js';
 export { parseListArgs, type ListArgs } from './list-args.js';
 export type { ListEntry, ShowView, StatsView } from './views.js';

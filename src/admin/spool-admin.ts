@@ -10,7 +10,8 @@ import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { headerEnd } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
-import { isQueueId, type CheckReport, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
+import { checkId } from './check-id.js';
+import { type CheckReport, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
 import { headerFields, listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
@@ -38,10 +39,6 @@ export interface SpoolAdmin {
 
 const OPERATOR_BOUNCE: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'bounced by the operator' };
 
-/** Ids are checked before any lookup, so a typo is "invalid id", not a scan. */
-export function checkId(id: string): void {
-  if (!isQueueId(id)) throw new RelayError('ONWARD_ERR_BAD_ID', `invalid message id "${id}" (expected 15 characters 0-9A-Z)`);
-}
 
 export class LocalSpoolAdmin implements SpoolAdmin {
   constructor(

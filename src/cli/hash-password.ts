@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { CommandModule } from 'yargs';
-import { hashPassword } from '../smtp/auth.js';
 
 /** Reads a password on stdin (one line) and prints a scrypt hash for `relay.users[].password`. */
 export const hashPasswordCommand: CommandModule = {
@@ -15,6 +14,7 @@ export const hashPasswordCommand: CommandModule = {
       process.exitCode = 1;
       return;
     }
+    const { hashPassword } = await import('../smtp/auth.js');
     process.stdout.write(`${await hashPassword(password, randomBytes(16))}\n`);
   },
 };

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import nodemailer from 'nodemailer';
 import type { CommandModule } from 'yargs';
 import { EXIT, fail, loadConfigOrExit, type GlobalArgs } from './common.js';
 
@@ -29,6 +28,7 @@ export const sendCommand: CommandModule<GlobalArgs, SendArgs> = {
     if (!listener) fail('no listener configured', EXIT.user);
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
     const from = args.from ?? `onward-test@${config.hostname}`;
+    const { default: nodemailer } = await import('nodemailer');
     const transport = nodemailer.createTransport({
       host,
       port: listener.port,

@@ -1,7 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { startRelay } from '../app/index.js';
 import { loadConfig, resolveConfigPath } from '../config/index.js';
-import { createLogger } from '../log.js';
 import { exitCodeFor, fail, loadConfigOrExit, type GlobalArgs } from './common.js';
 
 /**
@@ -14,6 +12,7 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   describe: 'run the relay (SMTP listeners, delivery, admin API)',
   handler: async (args) => {
     const config = loadConfigOrExit(args);
+    const [{ startRelay }, { createLogger }] = await Promise.all([import('../app/index.js'), import('../log.js')]);
     const logger = createLogger(config.log.level);
     let relay;
     try {

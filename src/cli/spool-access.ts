@@ -1,10 +1,7 @@
-import { LocalSpoolAdmin, RemoteSpoolAdmin, type SpoolAdmin } from '../admin/index.js';
-import { BounceReporter } from '../bounce/index.js';
+import { RemoteSpoolAdmin } from '../admin/client.js';
+import type { SpoolAdmin } from '../admin/spool-admin.js';
 import type { Config } from '../config/types.js';
 import { RelayError, isRelayError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { createRouter } from '../routing/index.js';
-import { LevelSpool } from '../spool/index.js';
 
 /**
  * Online when a relay answers on the admin address (never touch its LevelDB then);
@@ -15,6 +12,14 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
   const remote = new RemoteSpoolAdmin(config.admin);
   if (await remote.reachable()) return { admin: remote, online: true };
   try {
+    // Loaded only for a stopped spool: keeps the online CLI quick to start.
+    const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { LevelSpool }] = await Promise.all([
+      import('../admin/spool-admin.js'),
+      import('../bounce/index.js'),
+      import('../log.js'),
+      import('../routing/index.js'),
+      import('../spool/index.js'),
+    ]);
     const spool = await LevelSpool.open({
       path: config.spool.path,
       dedupWindowMs: config.dedup.windowMs,

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
-import type { ListArgs, SpoolAction, SpoolAdmin } from '../admin/index.js';
-import { checkId } from '../admin/index.js';
+import { checkId } from '../admin/check-id.js';
+import type { ListArgs } from '../admin/list-args.js';
+import type { SpoolAction, SpoolAdmin } from '../admin/spool-admin.js';
 import { RelayError } from '../errors.js';
 import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
 import { LIST_HEADER, checkText, listRow, showText, statsText } from './format.js';
