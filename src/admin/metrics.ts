@@ -47,6 +47,11 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  /** A DSN was queued (by the scheduler or an operator bounce). */
+  countBounce(action: 'failed' | 'delayed'): void {
+    this.bounces.inc({ action });
+  }
+
   constructor(deps: { spool: LevelSpool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
     const { spool, ingress, scheduler } = deps;
     collectDefaultMetrics({ register: this.registry, prefix: 'onward_process_' });
@@ -59,7 +64,7 @@ export class RelayMetrics {
       this.deliveries.inc({ target: a.target, outcome: a.outcome });
       this.deliveryDuration.observe({ target: a.target }, a.durationMs / 1000);
     });
-    scheduler.on('dsn', (d) => this.bounces.inc({ action: d.action }));
+    scheduler.on('dsn', (d) => this.countBounce(d.action));
     new Gauge({
       name: 'onward_queue_depth',
       help: 'Messages in the spool by state',

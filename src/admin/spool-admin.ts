@@ -40,18 +40,35 @@ export interface SpoolAdmin {
 const OPERATOR_BOUNCE: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'bounced by the operator' };
 
 
+export interface LocalSpoolAdminDeps {
+  readonly spool: LevelSpool;
+  readonly reporter: BounceReporter;
+  readonly logger: Logger;
+  /** Every configured target, so stats name the idle ones too. */
+  readonly targetNames: readonly string[];
+  /** Live target state when the relay runs; null for a stopped spool. */
+  readonly targetStatus: (() => readonly TargetStatus[]) | null;
+  /** Close the spool with the admin (the CLI's own spool), not when the relay owns it. */
+  readonly closeSpool: boolean;
+  /** Told of every DSN an operator bounce queues (metrics). */
+  readonly onDsn?: (action: 'failed') => void;
+}
+
 export class LocalSpoolAdmin implements SpoolAdmin {
-  constructor(
-    private readonly spool: LevelSpool,
-    private readonly reporter: BounceReporter,
-    private readonly logger: Logger,
-    /** Live target state when the relay runs; null for a stopped spool. */
-    private readonly targetStatus: (() => readonly TargetStatus[]) | null,
-    private readonly closeSpool: boolean,
-  ) {}
+  private readonly spool: LevelSpool;
+  private readonly reporter: BounceReporter;
+  private readonly logger: Logger;
+  private readonly targetStatus: (() => readonly TargetStatus[]) | null;
+
+  constructor(private readonly deps: LocalSpoolAdminDeps) {
+    this.spool = deps.spool;
+    this.reporter = deps.reporter;
+    this.logger = deps.logger;
+    this.targetStatus = deps.targetStatus;
+  }
 
   async stats(): Promise<StatsView> {
-    return statsView(await this.spool.stats(), this.targetStatus?.() ?? null, Date.now());
+    return statsView(await this.spool.stats(), this.deps.targetNames, this.targetStatus?.() ?? null, Date.now());
   }
 
   async *list(args: ListArgs): AsyncIterable<ListEntry> {
@@ -78,12 +95,12 @@ export class LocalSpoolAdmin implements SpoolAdmin {
 
   async act(action: SpoolAction, id: string, actor: string): Promise<ActionResult> {
     checkId(id);
+    let dsnQueued = false;
     const message =
       action === 'bounce'
-        ? await this.spool.giveUp(id, OPERATOR_BOUNCE, (m, failed, body) =>
-            m.sender === ''
-              ? Promise.resolve(null)
-              : this.reporter.buildMessage(
+        ? await this.spool.giveUp(id, OPERATOR_BOUNCE, async (m, failed, body) => {
+            if (m.sender === '') return null;
+            const dsn = await this.reporter.buildMessage(
                   m.id,
                   m.sender,
                   m.receivedAt,
@@ -96,9 +113,12 @@ export class LocalSpoolAdmin implements SpoolAdmin {
                     lastAttemptAt: null,
                   })),
                   Date.now(),
-                ),
-          )
+                );
+            dsnQueued = dsn !== null;
+            return dsn;
+          })
         : await this.spool.act(id, action);
+    if (action === 'bounce' && dsnQueued) this.deps.onDsn?.('failed');
     this.logger.info({ queueId: id, action, actor, state: message.state }, `spool ${action}`);
     return { id, state: message.state };
   }
@@ -127,7 +147,7 @@ export class LocalSpoolAdmin implements SpoolAdmin {
   }
 
   async close(): Promise<void> {
-    if (this.closeSpool) await this.spool.close();
+    if (this.deps.closeSpool) await this.spool.close();
   }
 }
 

@@ -85,8 +85,9 @@ export function showView(message: MessageRecord, deliveries: readonly DeliveryRe
   };
 }
 
-export function statsView(stats: SpoolStats, live: readonly TargetStatus[] | null, now: number): StatsView {
+export function statsView(stats: SpoolStats, configured: readonly string[], live: readonly TargetStatus[] | null, now: number): StatsView {
   const targets: StatsView['targets'] = {};
+  for (const name of configured) targets[name] = { queued: 0, deferred: 0, up: null, concurrency: null };
   for (const [name, counts] of Object.entries(stats.targets)) targets[name] = { ...counts, up: null, concurrency: null };
   for (const t of live ?? []) {
     const counts = targets[t.name] ?? { queued: 0, deferred: 0 };

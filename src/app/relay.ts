@@ -27,8 +27,8 @@ export interface Relay {
   close(): Promise<void>;
 }
 
-/** How long `serve` waits for a CLI that holds the spool offline to let go of it. */
-const SPOOL_LOCK_WAIT_MS = 10_000;
+/** How long `serve` waits for an offline CLI (a paged `spool list`, say) to let go of the spool. */
+const SPOOL_LOCK_WAIT_MS = 5 * 60_000;
 
 /** The composition root: builds every component from the config and starts them. */
 export async function startRelay(config: Config, logger: Logger): Promise<Relay> {
@@ -38,6 +38,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     retainFinishedMs: config.spool.retainFinishedMs,
     groupCommit: config.spool.groupCommit,
     lockWaitMs: SPOOL_LOCK_WAIT_MS,
+    onLockWait: () => logger.warn({ spool: config.spool.path }, 'spool in use by another onward command; waiting for it'),
   });
   const capacity = new SpoolCapacity({
     path: config.spool.path,
@@ -53,7 +54,15 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   let listening = false;
   const admin = new AdminServer({
     config: config.admin,
-    admin: new LocalSpoolAdmin(spool, reporter, logger.child({ component: 'spool-admin' }), () => scheduler.targetStatus(), false),
+    admin: new LocalSpoolAdmin({
+      spool,
+      reporter,
+      logger: logger.child({ component: 'spool-admin' }),
+      targetNames: Object.keys(config.targets),
+      targetStatus: () => scheduler.targetStatus(),
+      closeSpool: false,
+      onDsn: (action) => metrics.countBounce(action),
+    }),
     metrics,
     ready: () => listening,
     logger,

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import type { Relay } from '../app/index.js';
 import { loadConfig, resolveConfigPath } from '../config/index.js';
 import { exitCodeFor, fail, loadConfigOrExit, type GlobalArgs } from './common.js';
 
@@ -14,21 +15,20 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     const config = loadConfigOrExit(args);
     const [{ startRelay }, { createLogger }] = await Promise.all([import('../app/index.js'), import('../log.js')]);
     const logger = createLogger(config.log.level);
-    let relay;
-    try {
-      relay = await startRelay(config, logger);
-    } catch (err) {
-      logger.fatal({ err }, 'cannot start');
-      fail(err instanceof Error ? err.message : String(err), exitCodeFor(err));
-    }
-    const listening = relay.smtpAddresses.map((a) => `${a.address}:${a.port}`).join(', ');
-    logger.info({ smtp: listening, spool: config.spool.path }, 'onward ready');
+    // Handlers go in before anything listens: a signal during start-up is honoured once the
+    // relay is up (graceful stop) instead of killing the process with the default action.
+    let relay: Relay | null = null;
+    let stopRequested: NodeJS.Signals | null = null;
     let signals = 0;
     const stop = (signal: NodeJS.Signals): void => {
       signals += 1;
       if (signals > 1) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
+      }
+      if (!relay) {
+        stopRequested = signal;
+        return;
       }
       logger.info({ signal }, 'shutting down');
       relay.close().then(
@@ -47,6 +47,7 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     process.on('SIGINT', stop);
     // SIGHUP: re-read the file; a config that does not validate is refused and the running one stays.
     process.on('SIGHUP', () => {
+      if (!relay) return;
       const path = resolveConfigPath(args.config);
       try {
         const restartKeys = relay.reload(loadConfig(path));
@@ -55,5 +56,17 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
         logger.error({ config: path, err: { message: err instanceof Error ? err.message : String(err) } }, 'config reload rejected; the running config stays in force');
       }
     });
+    try {
+      relay = await startRelay(config, logger);
+    } catch (err) {
+      logger.fatal({ err }, 'cannot start');
+      fail(err instanceof Error ? err.message : String(err), exitCodeFor(err));
+    }
+    const listening = relay.smtpAddresses.map((a) => `${a.address}:${a.port}`).join(', ');
+    logger.info({ smtp: listening, spool: config.spool.path }, 'onward ready');
+    if (stopRequested) {
+      signals -= 1;
+      stop(stopRequested);
+    }
   },
 };

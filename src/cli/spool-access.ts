@@ -8,45 +8,53 @@ import { RelayError, isRelayError } from '../errors.js';
  * otherwise open the spool directory directly. LevelDB's lock guarantees one writer:
  * if the relay starts meanwhile, it waits for us to close.
  */
+/** A CLI waits this long at most for another offline command to release the spool. */
+const LOCK_WAIT_LIMIT_MS = 10 * 60_000;
+
 export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmin; online: boolean }> {
   const remote = new RemoteSpoolAdmin(config.admin);
   if (await remote.reachable()) return { admin: remote, online: true };
-  try {
-    // Loaded only for a stopped spool: keeps the online CLI quick to start.
-    const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { LevelSpool }] = await Promise.all([
-      import('../admin/spool-admin.js'),
-      import('../bounce/index.js'),
-      import('../log.js'),
-      import('../routing/index.js'),
-      import('../spool/index.js'),
-    ]);
-    const spool = await LevelSpool.open({
-      path: config.spool.path,
-      dedupWindowMs: config.dedup.windowMs,
-      retainFinishedMs: config.spool.retainFinishedMs,
-      create: false,
-      lockWaitMs: 2000,
-    });
-    // Offline actions are logged to stderr, like the relay's own log lines.
-    const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
-    const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });
-    return { admin: new LocalSpoolAdmin(spool, reporter, logger, null, true), online: false };
-  } catch (err) {
-    if (isRelayError(err, 'ONWARD_ERR_SPOOL_LOCKED') && (await remote.reachable())) return { admin: remote, online: true };
-    if (isRelayError(err, 'ONWARD_ERR_SPOOL_LOCKED')) {
-      throw new RelayError(
-        'ONWARD_ERR_SPOOL_LOCKED',
-        `spool ${config.spool.path} is in use by another process, and no relay answers on the admin API at ${config.admin.host}:${config.admin.port}`,
-        { cause: err },
-      );
+  // Loaded only for a stopped spool: keeps the online CLI quick to start.
+  const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { LevelSpool }] = await Promise.all([
+    import('../admin/spool-admin.js'),
+    import('../bounce/index.js'),
+    import('../log.js'),
+    import('../routing/index.js'),
+    import('../spool/index.js'),
+  ]);
+  const deadline = Date.now() + LOCK_WAIT_LIMIT_MS;
+  let told = false;
+  for (;;) {
+    try {
+      const spool = await LevelSpool.open({
+        path: config.spool.path,
+        dedupWindowMs: config.dedup.windowMs,
+        retainFinishedMs: config.spool.retainFinishedMs,
+        create: false,
+      });
+      // Offline actions are logged to stderr, like the relay's own log lines.
+      const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
+      const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });
+      const admin = new LocalSpoolAdmin({ spool, reporter, logger, targetNames: Object.keys(config.targets), targetStatus: null, closeSpool: true });
+      return { admin, online: false };
+    } catch (err) {
+      if (isRelayError(err, 'ONWARD_ERR_SPOOL_UNAVAILABLE')) {
+        throw new RelayError(
+          'ONWARD_ERR_SPOOL_UNAVAILABLE',
+          `no relay answers on the admin API at ${config.admin.host}:${config.admin.port}, and ${err.message}`,
+          { cause: err },
+        );
+      }
+      if (!isRelayError(err, 'ONWARD_ERR_SPOOL_LOCKED')) throw err;
+      // Another process holds the spool: a relay that is starting (use its API once it
+      // answers) or another offline command (wait our turn; never a lock error).
+      if (await remote.reachable()) return { admin: remote, online: true };
+      if (Date.now() > deadline) {
+        throw new RelayError('ONWARD_ERR_SPOOL_LOCKED', `spool ${config.spool.path} stayed in use by another process for ${LOCK_WAIT_LIMIT_MS / 60_000} minutes`, { cause: err });
+      }
+      if (!told) process.stderr.write(`onward: the spool is in use by another onward command; waiting for it…\n`);
+      told = true;
+      await new Promise((r) => setTimeout(r, 250));
     }
-    if (isRelayError(err, 'ONWARD_ERR_SPOOL_UNAVAILABLE')) {
-      throw new RelayError(
-        'ONWARD_ERR_SPOOL_UNAVAILABLE',
-        `no relay answers on the admin API at ${config.admin.host}:${config.admin.port}, and ${err.message}`,
-        { cause: err },
-      );
-    }
-    throw err;
   }
 }

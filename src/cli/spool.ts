@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { checkId } from '../admin/check-id.js';
-import type { ListArgs } from '../admin/list-args.js';
+import { parseListArgs, type ListArgs } from '../admin/list-args.js';
 import type { SpoolAction, SpoolAdmin } from '../admin/spool-admin.js';
 import { RelayError } from '../errors.js';
 import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
@@ -75,6 +75,7 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
         olderThan: args['older-than'],
         limit: args.limit,
       };
+      parseListArgs(listArgs); // bad options fail before anything is printed
       let count = 0;
       // Rows are written as they stream in: a huge spool starts printing at once.
       if (args.json) await print('[');

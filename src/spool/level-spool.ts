@@ -39,6 +39,8 @@ export interface LevelSpoolOptions {
   readonly create?: boolean;
   /** How long to wait for another process to release the LevelDB lock. Default 0. */
   readonly lockWaitMs?: number;
+  /** Called once when the lock is busy and open() starts waiting. */
+  readonly onLockWait?: () => void;
   /** See SpoolConfig.groupCommit; default on. */
   readonly groupCommit?: boolean;
   /** Spool write latency observer (seconds per synced batch, messages in it). */
@@ -87,6 +89,7 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
     mkdirSync(options.path, { recursive: true });
     const db: Db = new ClassicLevel<string, Buffer>(options.path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
     const giveUpAt = Date.now() + (options.lockWaitMs ?? 0);
+    let waited = false;
     for (;;) {
       try {
         await db.open();
@@ -99,6 +102,8 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
         if (Date.now() >= giveUpAt) {
           throw new RelayError('ONWARD_ERR_SPOOL_LOCKED', `spool ${options.path} is in use by another process`, { cause: err });
         }
+        if (!waited) options.onLockWait?.();
+        waited = true;
         await new Promise((r) => setTimeout(r, 100));
       }
     }
@@ -296,8 +301,10 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
       const [delivery, message] = await this.readDeliveryAndMessage(deliveryId, queueId, false);
       if (!delivery || !message) return;
       const target = delivery.targets[0] ?? '';
-      const state: DeliveryState = delivery.state === 'queued' ? 'deferred' : delivery.state;
-      const keepDue = state === 'deferred' && message.state !== 'deleted';
+      // Back in the queue untouched: queued when due now (e.g. handed back at shutdown), else deferred.
+      const waiting: DeliveryState = dueAt <= this.now() ? 'queued' : 'deferred';
+      const state: DeliveryState = delivery.state === 'queued' ? waiting : delivery.state;
+      const keepDue = (state === 'deferred' || state === 'queued') && message.state !== 'deleted';
       const updated: DeliveryRecord = {
         ...delivery,
         state,
