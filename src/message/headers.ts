@@ -99,7 +99,8 @@ export function prepareMessage(body: Buffer, info: HeaderInfo, received: Receive
   // Body text that follows the headers without a blank line (or comes with no headers at
   // all) gets one, so that it stays body text instead of turning into header lines.
   if (!separated && info.headerBytes < body.length) added.push('\r\n');
-  const parts: Buffer[] = [Buffer.from(receivedHeader(received), 'latin1')];
+  // UTF-8, never latin1: a HELO name or address is text, and latin1 would turn U+0D0A into a bare LF.
+  const parts: Buffer[] = [Buffer.from(receivedHeader(received), 'utf8')];
   if (added.length === 0) parts.push(body);
   else parts.push(body.subarray(0, blankAt), Buffer.from(added.join(''), 'latin1'), body.subarray(blankAt));
   return { body: Buffer.concat(parts), messageId };

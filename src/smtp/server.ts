@@ -15,7 +15,7 @@ import { NetworkList } from './networks.js';
 import { SmtpReplyError, replies } from './replies.js';
 import { guardLimits, guardSession } from './session-guard.js';
 
-export type ReceiveResult = 'queued' | 'duplicate' | 'rejected' | 'error';
+export type ReceiveResult = 'queued' | 'duplicate' | 'rejected' | 'aborted' | 'error';
 
 export interface IngressEvents {
   /** One per finished mail transaction (DATA answered). */
@@ -248,7 +248,8 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     let overBudget = false;
     try {
       const chunks: Buffer[] = [];
-      for await (const chunk of stream as AsyncIterable<Buffer>) {
+      const reading = readChunks(stream);
+      for await (const chunk of reading) {
         size += chunk.length;
         if (stream.sizeExceeded || overBudget) continue;
         if (!this.dataBudget.take(chunk.length)) {
@@ -267,6 +268,12 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       this.emit('transaction', { result, queueId, size, spoolSeconds });
       return text;
     } catch (err) {
+      if (err instanceof ClientGone) {
+        // Nothing to answer and nothing stored: the client hung up in the middle of DATA.
+        this.log.info({ ...txLog, size }, 'client disconnected during DATA');
+        this.emit('transaction', { result: 'aborted', queueId: null, size, spoolSeconds: null });
+        throw err.cause;
+      }
       const reply = err instanceof SmtpReplyError ? err : replies.spoolWriteFailed();
       const result: ReceiveResult = err instanceof SmtpReplyError ? 'rejected' : 'error';
       this.log[result === 'error' ? 'error' : 'info'](
@@ -342,6 +349,21 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
 function readTls(config: Config): { key?: Buffer; cert?: Buffer; minVersion?: 'TLSv1.2' } {
   if (!config.tls) return {};
   return { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath), minVersion: MIN_TLS };
+}
+
+/** The DATA stream failed: the client hung up mid-message (not a spool problem). */
+class ClientGone extends Error {
+  constructor(cause: unknown) {
+    super('client disconnected during DATA', { cause });
+  }
+}
+
+async function* readChunks(stream: SMTPServerDataStream): AsyncGenerator<Buffer> {
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) yield chunk;
+  } catch (err) {
+    throw new ClientGone(err);
+  }
 }
 
 function userOf(session: SMTPServerSession): string | null {

@@ -78,7 +78,17 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
   ) {
     super();
     this.now = options.now ?? Date.now;
-    this.writer = new SpoolWriter(db, () => [put(keys.counters, this.counters.encode())], options.onBatch, options.groupCommit ?? true);
+    this.writer = new SpoolWriter(
+      db,
+      () => [put(keys.counters, this.counters.encode())],
+      async () => {
+        if (this.closing) throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', 'spool is closing');
+        await db.close();
+        await db.open();
+      },
+      options.onBatch,
+      options.groupCommit ?? true,
+    );
   }
 
   /** Opens (creating) the spool; a directory held by another process is ONWARD_ERR_SPOOL_LOCKED. */

@@ -17,22 +17,28 @@ const MAX_GROUP_BYTES = 16 * 1024 * 1024;
  * Group commit: every caller's ops wait while one synced batch is written, then all that
  * queued up meanwhile go in the next batch together. Durability stays "synced before
  * resolve", but the fsync cost is shared by every message in the group.
+ *
+ * After a failed batch (e.g. ENOSPC) LevelDB's log may end in a torn record that a later
+ * recovery cannot read past, silently dropping every write after it. So a failure
+ * reopens the database (recovery runs, a fresh log starts) before anything else is
+ * written; while it cannot be reopened, writes are refused.
  */
 export class SpoolWriter {
   private queue: Pending[] = [];
   private writing = false;
+  private needsReopen = false;
 
   constructor(
     private readonly db: ClassicLevel<string, Buffer>,
     /** Ops appended to every group (e.g. the counters snapshot), computed at write time. */
     private readonly trailer: () => readonly SpoolOp[],
+    private readonly reopen: () => Promise<void>,
     private readonly onBatch: (seconds: number, size: number) => void = () => undefined,
-    /** Off: every caller gets its own synced batch (only to measure what grouping buys). */
+    /** Off: one caller per synced batch, one after another (only to measure what grouping buys). */
     private readonly groupCommit = true,
   ) {}
 
   write(ops: readonly SpoolOp[]): Promise<void> {
-    if (!this.groupCommit) return this.db.batch(toBatch([...ops, ...this.trailer()]), { sync: true });
     return new Promise((resolve, reject) => {
       this.queue.push({ ops, resolve, reject });
       if (!this.writing) void this.flush();
@@ -42,14 +48,18 @@ export class SpoolWriter {
   private async flush(): Promise<void> {
     this.writing = true;
     while (this.queue.length > 0) {
+      if (this.needsReopen && !(await this.tryReopen())) break;
       const group: Pending[] = [];
       let bytes = 0;
-      while (this.queue.length > 0 && (group.length === 0 || bytes < MAX_GROUP_BYTES)) {
+      while (this.queue.length > 0 && (group.length === 0 || (this.groupCommit && bytes < MAX_GROUP_BYTES))) {
         const next = this.queue.shift() as Pending;
         group.push(next);
         for (const op of next.ops) bytes += op.key.length + (op.type === 'put' ? op.value.length : 0);
       }
-      const ops = group.flatMap((p) => p.ops).concat(this.trailer());
+      // The counters snapshot already holds every queued caller's change: write it only with
+      // the group that takes the whole queue, so a crash never persists counts ahead of records.
+      const ops = group.flatMap((p) => p.ops);
+      if (this.queue.length === 0) ops.push(...this.trailer());
       const started = process.hrtime.bigint();
       try {
         await this.db.batch(toBatch(ops), { sync: true });
@@ -57,9 +67,27 @@ export class SpoolWriter {
         for (const p of group) p.resolve();
       } catch (err) {
         for (const p of group) p.reject(err);
+        this.needsReopen = true;
+        // Let the callers undo their counter changes before the next group snapshots them.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
     this.writing = false;
+  }
+
+  /** Reopens after a failed batch; on failure refuses everything queued (the next write tries again). */
+  private async tryReopen(): Promise<boolean> {
+    try {
+      await this.reopen();
+      this.needsReopen = false;
+      return true;
+    } catch (err) {
+      const queued = this.queue;
+      this.queue = [];
+      for (const p of queued) p.reject(err);
+      await new Promise((resolve) => setImmediate(resolve));
+      return false;
+    }
   }
 }
 
