@@ -36,6 +36,8 @@ export async function runAttempt(
   targets: ReadonlyMap<string, LiveTarget>,
   retry: RetryConfig,
   now: () => number,
+  /** The target whose slot the scheduler already took for this delivery, if any. */
+  reserved: string | null,
 ): Promise<AttemptOutcome> {
   const { delivery, message, body } = claimed;
   let remaining = delivery.recipients.filter((r) => r.state !== 'delivered' && r.state !== 'failed').map((r) => r.address);
@@ -56,13 +58,13 @@ export async function runAttempt(
       tried += 1;
       continue;
     }
-    if (live.state.available(at) === 0 && !live.state.up) {
+    if (!(await takeSlot(live, name === reserved, now))) {
       const probeAt = live.state.nextProbeAt;
       if (probeAt !== null) earliestProbeAt = earliestProbeAt === null ? probeAt : Math.min(earliestProbeAt, probeAt);
       continue; // circuit open: skip without spending a schedule step
     }
+    reserved = null; // the reservation covers one use
     tried += 1;
-    live.state.begin(at);
     const result = await live.transport.deliver({
       deliveryId: delivery.id,
       queueId: message.id,
@@ -110,6 +112,20 @@ export async function runAttempt(
     skipped: false,
     earliestProbeAt,
   };
+}
+
+/**
+ * A slot on the target for this attempt: the scheduler's reservation, or one taken now —
+ * waiting while the target is up but busy (a failover must respect the backup's limit),
+ * false while it is down and no probe is due.
+ */
+async function takeSlot(live: LiveTarget, reservedHere: boolean, now: () => number): Promise<boolean> {
+  if (reservedHere) return true;
+  for (;;) {
+    if (live.state.take(now(), 1) === 1) return true;
+    if (!live.state.up) return false;
+    await live.state.slotFreed();
+  }
 }
 
 function worstOutcome(results: readonly RecipientResult[]): Outcome {

@@ -145,19 +145,20 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
-   * How many deliveries the lane may start now: the first target that can take work
-   * decides. When every target is down, due deliveries are still taken in batches so that
-   * expired ones bounce; the rest are postponed to the next probe without spending a step.
+   * Takes the slots the lane may use now, on its first usable target (so lanes sharing a
+   * target never exceed it between deciding and claiming). A busy target makes the lane
+   * wait rather than spill to its backup. When every target is down, due deliveries are
+   * still taken in batches (no slots) so that expired ones bounce; the rest are postponed
+   * to the next probe without spending a schedule step.
    */
-  private capacity(lane: Lane, now: number): number {
+  private reserve(lane: Lane, now: number): { target: string | null; count: number } {
     for (const name of lane.targets) {
       const live = this.targets.get(name);
-      if (!live) return 1; // unknown target: let the attempt record the error
-      const available = live.state.available(now);
-      if (available > 0) return available;
-      if (live.state.up) return 0; // busy, not down: wait for it rather than spill to the backup
+      if (!live) return { target: null, count: 1 }; // unknown target: let the attempt record the error
+      const taken = live.state.take(now, live.state.limit);
+      if (taken > 0 || live.state.up) return { target: name, count: taken };
     }
-    return DOWN_SWEEP_BATCH;
+    return { target: null, count: DOWN_SWEEP_BATCH };
   }
 
   private pump(lane: Lane): void {
@@ -182,21 +183,31 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
 
   private async fill(lane: Lane): Promise<void> {
     const now = this.now();
-    const wanted = this.capacity(lane, now);
-    if (wanted === 0) {
-      // Busy lanes are pumped again as attempts finish; down ones when their probe is due.
+    const { target, count } = this.reserve(lane, now);
+    if (count === 0) {
+      // Busy lanes are pumped again as attempts on their targets end; down ones at their probe.
       const probeAt = this.nextProbe(lane);
       if (probeAt !== null) this.arm(lane, probeAt);
       return;
     }
-    const claimed = await this.deps.spool.claimDue(lane.name, now, wanted);
+    const slots = target === null ? null : this.targets.get(target)?.state;
+    let claimed: ClaimedDelivery[] = [];
+    try {
+      claimed = await this.deps.spool.claimDue(lane.name, now, count);
+    } finally {
+      const unused = count - claimed.length;
+      slots?.release(unused);
+      // Slots this lane took but did not need may be what another lane is waiting for.
+      if (unused > 0 && target !== null) this.pumpSharing([target], lane);
+    }
     if (this.stopping) {
       // stop() began while we were claiming: hand these back untouched, due now.
+      slots?.release(claimed.length);
       await Promise.all(claimed.map((c) => this.deps.spool.postpone(c.delivery.id, this.now())));
       return;
     }
-    for (const c of claimed) this.track(this.deliver(lane, c));
-    if (claimed.length === wanted) return; // more may be due: finishing attempts pump again
+    for (const c of claimed) this.track(this.deliver(lane, c, target));
+    if (claimed.length === count) return; // more may be due: finishing attempts pump again
     const nextDue = await this.deps.spool.nextDueAt(lane.name);
     if (nextDue !== null) this.arm(lane, nextDue);
   }
@@ -224,10 +235,10 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     void p.finally(() => this.inFlight.delete(p));
   }
 
-  private async deliver(lane: Lane, claimed: ClaimedDelivery): Promise<void> {
+  private async deliver(lane: Lane, claimed: ClaimedDelivery, reserved: string | null): Promise<void> {
     const { delivery } = claimed;
     try {
-      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now);
+      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now, reserved);
       if (outcome.skipped) {
         // Back at the next probe, or when the queue lifetime ends if that comes first.
         const probeAt = outcome.earliestProbeAt ?? this.now() + 1000;
@@ -269,7 +280,17 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     } catch (err) {
       this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; it stays leased until restart');
     } finally {
+      // Slots freed on these targets may unblock lanes that share them: the others first,
+      // so a busy lane cannot keep retaking every slot it frees (fairness between lanes).
+      this.pumpSharing(lane.targets, lane);
       this.pump(lane);
+    }
+  }
+
+  /** Pumps every lane other than `except` that uses one of `targets`. */
+  private pumpSharing(targets: readonly string[], except: Lane): void {
+    for (const other of this.lanes.values()) {
+      if (other !== except && other.targets.some((t) => targets.includes(t))) this.pump(other);
     }
   }
 

@@ -2,8 +2,9 @@ import type { TargetConfig } from '../config/types.js';
 
 /**
  * Live state of one downstream target: adaptive concurrency (halve on contention, +1 on
- * success, between 1 and the configured bound) and a circuit breaker (down after
- * `circuit.failures` consecutive ERRORs; then one probe every `circuit.probe`).
+ * success, between 1 and the configured bound), the slots in use, and a circuit breaker
+ * (down after `circuit.failures` consecutive ERRORs; then one probe every `circuit.probe`).
+ * Slots are taken before a claim is awaited, so lanes sharing a target never exceed it.
  */
 export class TargetState {
   limit: number;
@@ -11,6 +12,7 @@ export class TargetState {
   private consecutiveErrors = 0;
   private downUntil: number | null = null;
   private probing = false;
+  private waiters: (() => void)[] = [];
 
   constructor(public config: TargetConfig) {
     this.limit = config.concurrency;
@@ -20,23 +22,44 @@ export class TargetState {
     return this.downUntil === null;
   }
 
-  /** How many more deliveries may start now (0 while down, 1 when a probe is due). */
+  /** When the circuit will let a probe through, or null while up. */
+  get nextProbeAt(): number | null {
+    return this.downUntil;
+  }
+
+  /** Slots that could be taken now, without taking them: while down, 1 when a probe is due. */
   available(now: number): number {
     if (this.downUntil !== null) return !this.probing && now >= this.downUntil ? 1 : 0;
     return Math.max(0, this.limit - this.inFlight);
   }
 
-  /** Marks the start of an attempt; true when it is the circuit's probe. */
-  begin(now: number): boolean {
-    this.inFlight += 1;
-    if (this.downUntil !== null && now >= this.downUntil && !this.probing) {
+  /** Takes up to `wanted` slots now and returns how many it took: while down, only a due probe (1). */
+  take(now: number, wanted: number): number {
+    if (this.downUntil !== null) {
+      if (this.probing || now < this.downUntil || wanted < 1) return 0;
       this.probing = true;
-      return true;
+      this.inFlight += 1;
+      return 1;
     }
-    return false;
+    const n = Math.max(0, Math.min(wanted, this.limit - this.inFlight));
+    this.inFlight += n;
+    return n;
   }
 
-  /** Records how an attempt went: any recipient answered (ok/fail) counts as the target working. */
+  /** Gives back slots that were taken but not used (a claim found fewer due deliveries). */
+  release(count: number): void {
+    if (count <= 0) return;
+    this.inFlight -= count;
+    if (this.downUntil !== null) this.probing = false;
+    this.wakeWaiters();
+  }
+
+  /** Resolves when a slot may have come free (an attempt ended or slots were released). */
+  slotFreed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Ends an attempt that held a slot: any recipient answered (ok/fail) counts as the target working. */
   end(now: number, worked: boolean, contention: boolean): void {
     this.inFlight -= 1;
     this.probing = false;
@@ -44,21 +67,23 @@ export class TargetState {
       this.consecutiveErrors = 0;
       this.downUntil = null;
       this.limit = Math.min(this.config.concurrency, this.limit + 1);
-      return;
+    } else {
+      if (contention) this.limit = Math.max(1, Math.floor(this.limit / 2));
+      this.consecutiveErrors += 1;
+      if (this.consecutiveErrors >= this.config.circuit.failures) this.downUntil = now + this.config.circuit.probeMs;
     }
-    if (contention) this.limit = Math.max(1, Math.floor(this.limit / 2));
-    this.consecutiveErrors += 1;
-    if (this.consecutiveErrors >= this.config.circuit.failures) this.downUntil = now + this.config.circuit.probeMs;
-  }
-
-  /** When the circuit will let a probe through, or null while up. */
-  get nextProbeAt(): number | null {
-    return this.downUntil;
+    this.wakeWaiters();
   }
 
   /** New config on reload keeps the live state, with the limit clamped to the new bound. */
   reconfigure(config: TargetConfig): void {
     this.config = config;
     this.limit = Math.min(this.limit, config.concurrency);
+  }
+
+  private wakeWaiters(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
   }
 }

@@ -18,9 +18,9 @@ function target(concurrency: number, failures = 3, probeMs = 1_000): HttpTargetC
   };
 }
 
-/** Runs one attempt from begin to end. */
+/** Runs one attempt from taking its slot to its end. */
 function attempt(state: TargetState, now: number, result: 'ok' | 'error' | 'contention'): void {
-  state.begin(now);
+  state.take(now, 1);
   state.end(now, result === 'ok', result === 'contention');
 }
 
@@ -29,8 +29,7 @@ describe('TargetState: adaptive concurrency', () => {
     const state = new TargetState(target(8));
     expect(state.limit).toBe(8);
     expect(state.available(T0)).toBe(8);
-    state.begin(T0);
-    state.begin(T0);
+    expect(state.take(T0, 2)).toBe(2);
     expect(state.inFlight).toBe(2);
     expect(state.available(T0)).toBe(6);
     state.end(T0, true, false);
@@ -75,7 +74,7 @@ describe('TargetState: adaptive concurrency', () => {
 
   it('never offers negative room when more are in flight than a halved limit allows', () => {
     const state = new TargetState(target(8, 1000));
-    for (let i = 0; i < 8; i++) state.begin(T0);
+    expect(state.take(T0, 8)).toBe(8);
     state.end(T0, false, true); // limit 4, 7 in flight
     expect(state.available(T0)).toBe(0);
   });
@@ -111,7 +110,7 @@ describe('TargetState: circuit breaker', () => {
     attempt(state, T0, 'error');
     const due = T0 + 1_000;
     expect(state.available(due)).toBe(1);
-    expect(state.begin(due)).toBe(true); // this attempt is the probe
+    expect(state.take(due, 5)).toBe(1); // this attempt is the probe, and only it
     expect(state.available(due)).toBe(0);
     expect(state.available(due + 5_000)).toBe(0); // still only the one probe while it runs
   });
@@ -121,7 +120,7 @@ describe('TargetState: circuit breaker', () => {
     attempt(state, T0, 'error');
     attempt(state, T0, 'error');
     const due = T0 + 1_000;
-    state.begin(due);
+    state.take(due, 1);
     state.end(due + 50, false, false);
     expect(state.up).toBe(false);
     expect(state.nextProbeAt).toBe(due + 50 + 1_000);
@@ -135,7 +134,7 @@ describe('TargetState: circuit breaker', () => {
     attempt(state, T0, 'contention');
     expect(state.up).toBe(false);
     const due = T0 + 1_000;
-    expect(state.begin(due)).toBe(true);
+    expect(state.take(due, 1)).toBe(1);
     state.end(due, true, false);
     expect(state.up).toBe(true);
     expect(state.nextProbeAt).toBeNull();
@@ -143,8 +142,11 @@ describe('TargetState: circuit breaker', () => {
     expect(state.available(due)).toBe(2);
   });
 
-  it('does not count attempts as probes while the circuit is closed', () => {
+  it('never takes more slots than the live limit, and gives back unused ones', () => {
     const state = new TargetState(target(4, 2, 1_000));
-    expect(state.begin(T0)).toBe(false);
+    expect(state.take(T0, 10)).toBe(4);
+    expect(state.take(T0, 1)).toBe(0);
+    state.release(3);
+    expect(state.available(T0)).toBe(3);
   });
 });
