@@ -206,6 +206,7 @@ describe('buildDsn', () => {
     });
     const raw = await buildDsn(input);
     const statusPart = rawParts(raw.toString('latin1'))[1] ?? '';
+    // eslint-disable-next-line no-control-regex -- the point: only TAB, LF, CR and printable ASCII
     expect(/^[\x09\x0a\x0d\x20-\x7e]*$/.test(statusPart)).toBe(true);
     const [recipient] = parseDsn(raw).recipients;
     expect(recipient?.['final-recipient']).toBe('utf-8; jos\\x{E9}@dest.example');
