@@ -187,7 +187,10 @@ export const configSchema = z
       })
       .prefault({}),
     smtp: z
-      .strictObject({ bareLineEndings: z.enum(['reject', 'normalize']).default('reject') })
+      .strictObject({
+        bareLineEndings: z.enum(['reject', 'normalize']).default('reject'),
+        greetingDelay: duration.prefault('0ms'),
+      })
       .prefault({}),
     spool: z
       .strictObject({
@@ -247,7 +250,7 @@ export const configSchema = z
         maxAuthFailures: c.limits.maxAuthFailures,
       },
       relay: c.relay,
-      smtp: c.smtp,
+      smtp: { bareLineEndings: c.smtp.bareLineEndings, greetingDelayMs: c.smtp.greetingDelay },
       spool: {
         path: c.spool.path,
         maxQueued: c.spool.maxQueued,

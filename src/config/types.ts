@@ -48,6 +48,8 @@ export interface RelayConfig {
 
 export interface SmtpPolicyConfig {
   readonly bareLineEndings: 'reject' | 'normalize';
+  /** Wait before the 220 greeting (smtp-server's early-talker check); 0 = greet at once. */
+  readonly greetingDelayMs: number;
 }
 
 export interface SpoolConfig {

@@ -1,5 +1,3 @@
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
-
 /**
  * An SMTP reply that a handler answers with: `code` goes on the wire, `text` starts with
  * the enhanced status code (`4.3.1 Insufficient system storage`).
@@ -32,19 +30,3 @@ export const replies = {
   bareLineEnding: (what: 'LF' | 'CR'): SmtpReplyError =>
     new SmtpReplyError(550, `5.6.0 Message contains a bare ${what}; lines must end with CRLF`),
 } as const;
-
-const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
-
-/*
- * smtp-server prefixes every reply with an enhanced status code it derives from the
- * reply code alone (452 -> 4.2.2, 550 -> 5.1.1, DATA 250 -> 2.6.0), which contradicts the
- * codes SPEC section 3 fixes. Our own reply texts carry their enhanced code, so for a
- * text that already starts with one the automatic prefix is switched off; smtp-server's
- * own replies keep theirs. Installed once, when this module is loaded.
- */
-// eslint-disable-next-line @typescript-eslint/unbound-method -- re-bound with .call below
-const originalSend = SMTPConnection.prototype.send;
-SMTPConnection.prototype.send = function send(this: SMTPConnection, code, data, context) {
-  const own = typeof data === 'string' && ENHANCED_PREFIX.test(data);
-  originalSend.call(this, code, data, own ? false : context);
-};

@@ -12,6 +12,7 @@ import { AuthFailureLimiter, authenticate } from './auth.js';
 import { DataBudget } from './data-budget.js';
 import { checkLineEndings } from './line-endings.js';
 import { NetworkList } from './networks.js';
+import './connection-patches.js';
 import { SmtpReplyError, replies } from './replies.js';
 import { guardLimits, guardSession } from './session-guard.js';
 
@@ -113,9 +114,10 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     await Promise.all(closed);
   }
 
-  private serverOptions(implicitTls: boolean): SMTPServerOptions {
+  private serverOptions(implicitTls: boolean): SMTPServerOptions & { greetingDelayMs: number } {
     const { config } = this;
     return {
+      greetingDelayMs: config.smtp.greetingDelayMs,
       name: config.hostname,
       banner: 'onward',
       secure: implicitTls,

@@ -6,8 +6,21 @@ import { randomBytes } from 'node:crypto';
  */
 export function newQueueId(now: number = Date.now()): string {
   const time = now.toString(36).padStart(9, '0');
-  const rand = randomBytes(8).readBigUInt64BE().toString(36).padStart(6, '0').slice(-6);
-  return (time + rand).toUpperCase();
+  return (time + randomPart()).toUpperCase();
+}
+
+/** Random bytes drawn in blocks: one syscall-backed fill per 1024 ids, not one per message. */
+let pool = Buffer.alloc(0);
+let offset = 0;
+function randomPart(): string {
+  if (offset + 4 > pool.length) {
+    pool = randomBytes(4096);
+    offset = 0;
+  }
+  const n = pool.readUInt32BE(offset);
+  offset += 4;
+  // 6 base-36 digits hold 36^6 ≈ 2.2e9 values; 32 random bits fill them evenly enough.
+  return (n % 2_176_782_336).toString(36).padStart(6, '0');
 }
 
 const QUEUE_ID = /^[0-9A-Z]{15}$/;

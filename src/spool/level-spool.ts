@@ -57,6 +57,7 @@ type Db = ClassicLevel<string, Buffer>;
 const put = (key: string, value: Buffer): SpoolOp => ({ type: 'put', key, value });
 const del = (key: string): SpoolOp => ({ type: 'del', key });
 const JANITOR_BATCH = 500;
+const MEMTABLE_BYTES = 64 * 1024 * 1024;
 
 /**
  * The embedded LevelDB spool. One process owns the directory (LevelDB's lock); every
@@ -97,7 +98,13 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
       throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `no spool at ${options.path}`);
     }
     mkdirSync(options.path, { recursive: true });
-    const db: Db = new ClassicLevel<string, Buffer>(options.path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    // A larger memtable than LevelDB's 4 MB default: bodies are usually deleted (delivered)
+    // before a flush would write them to a table file, and flushes of large bodies are fewer.
+    const db: Db = new ClassicLevel<string, Buffer>(options.path, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'buffer',
+      writeBufferSize: MEMTABLE_BYTES,
+    });
     const giveUpAt = Date.now() + (options.lockWaitMs ?? 0);
     let waited = false;
     for (;;) {

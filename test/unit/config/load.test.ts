@@ -154,7 +154,7 @@ describe('parseConfig', () => {
       maxAuthFailures: 5,
     });
     expect(config.relay).toEqual({ allowNetworks: ['127.0.0.0/8', '::1/128'], users: [], allowInsecureAuth: false });
-    expect(config.smtp).toEqual({ bareLineEndings: 'reject' });
+    expect(config.smtp).toEqual({ bareLineEndings: 'reject', greetingDelayMs: 0 });
     expect(config.spool).toEqual({
       path: './data/spool',
       maxQueued: 1_000_000,
