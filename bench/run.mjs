@@ -155,8 +155,12 @@ async function sourceLoad({ msgs, size, reuse }) {
   if (!HAVE_POSTFIX_TOOLS) return runLoad({ port: PORTS.relay, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
   const flags = ['-4', '-s', '20', '-l', String(size), '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', '-M', 'bench-client', '-m', String(msgs)];
   if (reuse) flags.push('-d');
-  const r = spawnSync('smtp-source', [...flags, `127.0.0.1:${PORTS.relay}`], { timeout: MAX_REP_SECONDS * 1000, stdio: 'ignore' });
-  return { sent: r.status === 0 ? msgs : 0, failed: r.status === 0 ? 0 : 1 };
+  // Asynchronous, so progress, the memory sampler and the sink counter keep running meanwhile.
+  const child = track(spawn('smtp-source', [...flags, `127.0.0.1:${PORTS.relay}`], { stdio: 'ignore' }));
+  const timer = setTimeout(() => child.kill('SIGTERM'), MAX_REP_SECONDS * 1000);
+  const status = await new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  clearTimeout(timer);
+  return { sent: status === 0 ? msgs : 0, failed: status === 0 ? 0 : 1 };
 }
 
 async function measureRow(name) {

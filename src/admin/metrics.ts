@@ -35,6 +35,16 @@ export class RelayMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
     registers: [this.registry],
   });
+  private readonly syncs = new Counter({
+    name: 'onward_spool_syncs_total',
+    help: 'Synced LevelDB batches (one fsync each); with group commit one carries many writes',
+    registers: [this.registry],
+  });
+  private readonly syncedWrites = new Counter({
+    name: 'onward_spool_synced_writes_total',
+    help: 'Spool writes (accepts, claims, outcomes, admin actions) carried by those batches',
+    registers: [this.registry],
+  });
   private readonly dedupHits = new Counter({
     name: 'onward_dedup_hits_total',
     help: 'Resubmissions answered with the original queue id',
@@ -59,6 +69,10 @@ export class RelayMetrics {
       this.received.inc({ result: t.result });
       if (t.result === 'duplicate') this.dedupHits.inc();
       if (t.spoolSeconds !== null && t.result === 'queued') this.spoolWrite.observe(t.spoolSeconds);
+    });
+    spool.on('batch', (b) => {
+      this.syncs.inc();
+      this.syncedWrites.inc(b.writes);
     });
     scheduler.on('attempt', (a) => {
       this.deliveries.inc({ target: a.target, outcome: a.outcome });

@@ -43,8 +43,6 @@ export interface LevelSpoolOptions {
   readonly onLockWait?: () => void;
   /** See SpoolConfig.groupCommit; default on. */
   readonly groupCommit?: boolean;
-  /** Spool write latency observer (seconds per synced batch, messages in it). */
-  readonly onBatch?: (seconds: number, size: number) => void;
 }
 
 interface DedupEntry {
@@ -65,7 +63,13 @@ const MEMTABLE_BYTES = 64 * 1024 * 1024;
  * read-modify-write of a message runs under that message's mutex.
  * Emits `due` (target name) when a delivery becomes due now.
  */
-export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements Spool {
+export interface LevelSpoolEvents {
+  due: [lane: string];
+  /** One synced LevelDB batch (one fsync) carrying `writes` callers' changes. */
+  batch: [{ seconds: number; writes: number }];
+}
+
+export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool {
   private readonly counters = new SpoolCounters();
   private readonly locks = new KeyedMutex();
   private readonly writer: SpoolWriter;
@@ -87,7 +91,7 @@ export class LevelSpool extends EventEmitter<{ due: [lane: string] }> implements
         await db.close();
         await db.open();
       },
-      options.onBatch,
+      (seconds, writes) => this.emit('batch', { seconds, writes }),
       options.groupCommit ?? true,
     );
   }

@@ -224,7 +224,8 @@ describe('LevelSpool', () => {
 
   it('resolves many concurrent accepts through group commit and stores every one of them', async () => {
     const batches: number[] = [];
-    const spool = await LevelSpool.open({ path: dir, dedupWindowMs: DAY, retainFinishedMs: DAY, now: () => now, onBatch: (_s, size) => batches.push(size) });
+    const spool = await LevelSpool.open({ path: dir, dedupWindowMs: DAY, retainFinishedMs: DAY, now: () => now });
+    spool.on('batch', (b) => batches.push(b.writes));
     open.push(spool);
     const msgs = Array.from({ length: 200 }, () => message());
     const results = await Promise.all(msgs.map((m) => spool.accept(m)));
