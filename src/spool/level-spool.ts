@@ -7,12 +7,13 @@ import { ClassicLevel } from 'classic-level';
 import { RelayError } from '../errors.js';
 import { decodeRecord, encodeRecord } from './codec.js';
 import { SpoolCounters, type CounterSnapshot } from './counters.js';
-import { deliveryId as makeDeliveryId } from './ids.js';
 import { keys, laneOf, lastPart, parseDueKey } from './keys.js';
 import { KeyedMutex } from './mutex.js';
 import { checkSpool, type CheckReport } from './check.js';
 import { compileFilter } from './filter.js';
-import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
+import { afterAction, afterAttempt, isFinished, newRecords, withDeliveryState } from './records.js';
+import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES } from './state.js';
+import { SpoolTransaction } from './transaction.js';
 import { SpoolWriter, type SpoolOp } from './writer.js';
 import type {
   AcceptResult,
@@ -52,8 +53,7 @@ interface DedupEntry {
 
 type Db = ClassicLevel<string, Buffer>;
 
-const put = (key: string, value: Buffer): SpoolOp => ({ type: 'put', key, value });
-const del = (key: string): SpoolOp => ({ type: 'del', key });
+const EMPTY = Buffer.alloc(0);
 const JANITOR_BATCH = 500;
 const MEMTABLE_BYTES = 64 * 1024 * 1024;
 
@@ -85,7 +85,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     this.now = options.now ?? Date.now;
     this.writer = new SpoolWriter(
       db,
-      () => [put(keys.counters, this.counters.encode())],
+      (): SpoolOp[] => [{ type: 'put', key: keys.counters, value: this.counters.encode() }],
       async () => {
         if (this.closing) throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', 'spool is closing');
         await db.close();
@@ -156,12 +156,11 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
         const hit = decodeRecord<DedupEntry>(await this.db.get(keys.dedup(msg.dedupKey)));
         if (hit && hit.expiresAt > now) return { status: 'duplicate', queueId: hit.queueId };
       }
-      const ops: SpoolOp[] = [];
-      const undo = this.stageMessage(msg, now, ops);
+      const txn = this.transaction();
+      this.stageMessage(msg, now, txn);
       try {
-        await this.writer.write(ops);
+        await txn.commit(this.writer);
       } catch (err) {
-        undo();
         throw new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: ${String(err)}`, { cause: err });
       }
       for (const d of msg.deliveries) this.emit('due', laneOf(d.targets));
@@ -171,64 +170,20 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return msg.dedupKey ? this.locks.run(`x:${msg.dedupKey}`, work) : work();
   }
 
-  /** Adds a new message's records to `ops` and its counts to the counters; returns the undo. */
-  private stageMessage(msg: NewMessage, now: number, ops: SpoolOp[]): () => void {
-    const deliveryStates: Record<string, DeliveryState> = {};
-    msg.deliveries.forEach((group, index) => {
-      const id = makeDeliveryId(msg.queueId, index);
-      const target = group.targets[0] ?? '';
-      const lane = laneOf(group.targets);
-      const record: DeliveryRecord = {
-        id,
-        queueId: msg.queueId,
-        targets: group.targets,
-        recipients: group.recipients.map((address) => ({
-          address,
-          state: 'queued',
-          lastError: null,
-          lastReply: null,
-          reported: false,
-        })),
-        state: 'queued',
-        attempts: [],
-        attemptCount: 0,
-        dueAt: now,
-        createdAt: now,
-        delayWarned: false,
-      };
-      deliveryStates[id] = 'queued';
-      ops.push(put(keys.delivery(id), encodeRecord(record)), put(keys.due(lane, now, id), Buffer.alloc(0)));
-      this.counters.delivery(target, null, 'queued');
-    });
-    const record: MessageRecord = {
-      id: msg.queueId,
-      sender: msg.sender,
-      recipients: msg.recipients,
-      messageId: msg.messageId,
-      size: msg.body.length,
-      receivedAt: now,
-      client: msg.client,
-      state: 'queued',
-      deliveries: deliveryStates,
-      finishedAt: null,
-      dedupKey: msg.dedupKey,
-      bounceOf: msg.bounceOf,
-    };
-    ops.push(
-      put(keys.message(msg.queueId), encodeRecord(record)),
-      put(keys.body(msg.queueId), msg.body),
-      put(keys.open(msg.queueId), Buffer.alloc(0)),
-    );
+  /** Adds a new message's records, index entries and counts to `txn`. */
+  private stageMessage(msg: NewMessage, now: number, txn: SpoolTransaction): void {
+    const { message, deliveries } = newRecords(msg, now);
+    for (const d of deliveries) {
+      txn.put(keys.delivery(d.id), encodeRecord(d)).put(keys.due(laneOf(d.targets), now, d.id), EMPTY);
+      txn.countDelivery(d.targets[0] ?? '', null, 'queued');
+    }
+    txn.put(keys.message(msg.queueId), encodeRecord(message)).put(keys.body(msg.queueId), msg.body).put(keys.open(msg.queueId), EMPTY);
     if (msg.dedupKey) {
       const expiresAt = now + this.options.dedupWindowMs;
       const entry: DedupEntry = { queueId: msg.queueId, expiresAt };
-      ops.push(put(keys.dedup(msg.dedupKey), encodeRecord(entry)), put(keys.dedupExpiry(expiresAt, msg.dedupKey), Buffer.alloc(0)));
+      txn.put(keys.dedup(msg.dedupKey), encodeRecord(entry)).put(keys.dedupExpiry(expiresAt, msg.dedupKey), EMPTY);
     }
-    this.counters.message(null, 'queued');
-    return () => {
-      this.counters.message('queued', null);
-      for (const group of msg.deliveries) this.counters.delivery(group.targets[0] ?? '', 'queued', null);
-    };
+    txn.countMessage(null, 'queued');
   }
 
   async claimDue(lane: string, now: number, limit: number): Promise<ClaimedDelivery[]> {
@@ -246,24 +201,20 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return this.locks.run(queueId, async () => {
       const [delivery, message, body] = await this.readDeliveryAndMessage(deliveryId, queueId, true);
       if (!delivery || !message || !body || delivery.dueAt !== dueAt || FINAL_DELIVERY_STATES.has(delivery.state)) {
-        await this.writer.write([del(dueKey)]); // stale index entry
+        await this.transaction().del(dueKey).commit(this.writer); // stale index entry
         return null;
       }
       const updated: DeliveryRecord = { ...delivery, state: 'queued', dueAt: null, attemptCount: delivery.attemptCount + 1 };
-      const msgUpdated = this.withDeliveryState(message, deliveryId, 'queued');
-      const target = delivery.targets[0] ?? '';
-      const undo = this.countTransition(target, message, msgUpdated, delivery.state, 'queued');
-      try {
-        await this.writer.write([
-          del(dueKey),
-          put(keys.lease(deliveryId), Buffer.alloc(0)),
-          put(keys.delivery(deliveryId), encodeRecord(updated)),
-          put(keys.message(queueId), encodeRecord(msgUpdated)),
-        ]);
-      } catch (err) {
-        undo();
-        throw err;
+      const msgUpdated = withDeliveryState(message, deliveryId, 'queued');
+      const txn = this.transaction();
+      txn.del(dueKey).put(keys.lease(deliveryId), EMPTY).put(keys.delivery(deliveryId), encodeRecord(updated));
+      // A first attempt leaves the message record as it was: no need to rewrite it.
+      if (msgUpdated.state !== message.state || message.deliveries[deliveryId] !== 'queued') {
+        txn.put(keys.message(queueId), encodeRecord(msgUpdated));
       }
+      txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'queued');
+      txn.countMessage(message.state, msgUpdated.state);
+      await txn.commit(this.writer);
       return { delivery: updated, message: msgUpdated, body };
     });
   }
@@ -273,44 +224,20 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return this.locks.run(queueId, async () => {
       const [delivery, message] = await this.readDeliveryAndMessage(deliveryId, queueId, false);
       if (!delivery || !message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `delivery ${deliveryId} not found`);
-      const byAddress = new Map(update.recipients.map((r) => [r.address, r]));
-      const reported = new Set(update.reported ?? []);
-      const recipients: RecipientRecord[] = delivery.recipients.map((r) => {
-        const u = byAddress.get(r.address);
-        const next = u ? { ...r, state: u.state, lastReply: u.reply, lastError: u.reply?.text ?? r.lastError } : r;
-        return reported.has(r.address) ? { ...next, reported: true } : next;
-      });
-      const final = finalDeliveryState(recipients);
-      const deleted = message.state === 'deleted';
-      let state: DeliveryState;
-      if (final) state = final;
-      else if (delivery.state === 'held' || deleted) state = delivery.state;
-      else state = 'deferred';
-      const dueAt = state === 'deferred' ? (update.nextDueAt ?? this.now()) : null;
-      const updated: DeliveryRecord = {
-        ...delivery,
-        recipients: recipients.map((r) => (state === 'deferred' && r.state === 'queued' ? { ...r, state: 'deferred' } : r)),
-        state,
-        dueAt,
-        attempts: [...delivery.attempts, ...update.attempts],
-        delayWarned: delivery.delayWarned || (update.delayWarned ?? false),
-      };
-      const target = delivery.targets[0] ?? '';
-      const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
-      if (dueAt !== null) ops.push(put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), Buffer.alloc(0)));
-      const msgUpdated = deleted ? message : this.finishIfDone(this.withDeliveryState(message, deliveryId, state), ops);
-      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
-      const undo = this.countTransition(target, message, msgUpdated, deleted ? null : delivery.state, deleted ? null : state);
       const now = this.now();
-      const undoDsn = update.dsn ? this.stageMessage(update.dsn, now, ops) : () => undefined;
-      try {
-        await this.writer.write(ops);
-      } catch (err) {
-        undo();
-        undoDsn();
-        throw err;
-      }
-      if (dueAt !== null && dueAt <= now) this.emit('due', laneOf(delivery.targets));
+      const deleted = message.state === 'deleted';
+      const updated = afterAttempt(delivery, deleted, update, now);
+      const lane = laneOf(delivery.targets);
+      const txn = this.transaction();
+      txn.del(keys.lease(deliveryId)).put(keys.delivery(deliveryId), encodeRecord(updated));
+      if (updated.dueAt !== null) txn.put(keys.due(lane, updated.dueAt, deliveryId), EMPTY);
+      const msgUpdated = deleted ? message : this.finishIfDone(withDeliveryState(message, deliveryId, updated.state), txn);
+      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      if (!deleted) txn.countDelivery(delivery.targets[0] ?? '', delivery.state, updated.state);
+      txn.countMessage(message.state, msgUpdated.state);
+      if (update.dsn) this.stageMessage(update.dsn, now, txn);
+      await txn.commit(this.writer);
+      if (updated.dueAt !== null && updated.dueAt <= now) this.emit('due', lane);
       if (update.dsn) for (const d of update.dsn.deliveries) this.emit('due', laneOf(d.targets));
       return { message: msgUpdated, delivery: updated };
     });
@@ -332,17 +259,14 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
         dueAt: keepDue ? dueAt : null,
         attemptCount: Math.max(0, delivery.attemptCount - 1),
       };
-      const msgUpdated = this.withDeliveryState(message, deliveryId, state);
-      const ops: SpoolOp[] = [del(keys.lease(deliveryId)), put(keys.delivery(deliveryId), encodeRecord(updated))];
-      if (keepDue) ops.push(put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), Buffer.alloc(0)));
-      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
-      const undo = this.countTransition(target, message, msgUpdated, delivery.state, state);
-      try {
-        await this.writer.write(ops);
-      } catch (err) {
-        undo();
-        throw err;
-      }
+      const msgUpdated = withDeliveryState(message, deliveryId, state);
+      const txn = this.transaction();
+      txn.del(keys.lease(deliveryId)).put(keys.delivery(deliveryId), encodeRecord(updated));
+      if (keepDue) txn.put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), EMPTY);
+      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.countDelivery(target, delivery.state, state);
+      txn.countMessage(message.state, msgUpdated.state);
+      await txn.commit(this.writer);
     });
   }
 
@@ -420,41 +344,33 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
   async act(queueId: string, action: AdminAction): Promise<MessageRecord> {
     return this.locks.run(queueId, async () => {
       const message = await this.getMessage(queueId);
-      if (!message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${queueId}`);
-      if (FINISHED_MESSAGE_STATES.has(message.state)) return message;
+      if (!message) throw notFound(queueId);
+      if (isFinished(message)) return message;
       const now = this.now();
-      const ops: SpoolOp[] = [];
-      const undos: (() => void)[] = [];
+      const txn = this.transaction();
       const dueLanes = new Set<string>();
       let msgUpdated = message;
       for (const delivery of await this.getDeliveries(queueId)) {
         if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
-        const target = delivery.targets[0] ?? '';
-        const lane = laneOf(delivery.targets);
-        const next = nextForAction(action, delivery, now);
+        const next = afterAction(action, delivery, now);
         if (!next) continue;
-        if (delivery.dueAt !== null) ops.push(del(keys.due(lane, delivery.dueAt, delivery.id)));
+        const lane = laneOf(delivery.targets);
+        if (delivery.dueAt !== null) txn.del(keys.due(lane, delivery.dueAt, delivery.id));
         if (next.dueAt !== null) {
-          ops.push(put(keys.due(lane, next.dueAt, delivery.id), Buffer.alloc(0)));
+          txn.put(keys.due(lane, next.dueAt, delivery.id), EMPTY);
           dueLanes.add(lane);
         }
-        ops.push(put(keys.delivery(delivery.id), encodeRecord(next)));
-        undos.push(this.countDelivery(target, delivery.state, action === 'delete' ? null : next.state));
-        msgUpdated = this.withDeliveryState(msgUpdated, delivery.id, next.state);
+        txn.put(keys.delivery(delivery.id), encodeRecord(next));
+        txn.countDelivery(delivery.targets[0] ?? '', delivery.state, action === 'delete' ? null : next.state);
+        msgUpdated = withDeliveryState(msgUpdated, delivery.id, next.state);
       }
       if (action === 'delete') {
         msgUpdated = { ...msgUpdated, state: 'deleted', finishedAt: now };
-        ops.push(del(keys.body(queueId)), del(keys.open(queueId)), put(keys.finished(now, queueId), Buffer.alloc(0)));
+        txn.del(keys.body(queueId)).del(keys.open(queueId)).put(keys.finished(now, queueId), EMPTY);
       }
-      this.counters.message(message.state, msgUpdated.state);
-      undos.push(() => this.counters.message(msgUpdated.state, message.state));
-      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
-      try {
-        await this.writer.write(ops);
-      } catch (err) {
-        for (const u of undos) u();
-        throw err;
-      }
+      txn.countMessage(message.state, msgUpdated.state);
+      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      await txn.commit(this.writer);
       for (const lane of dueLanes) this.emit('due', lane);
       return msgUpdated;
     });
@@ -467,10 +383,9 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
   ): Promise<MessageRecord> {
     return this.locks.run(queueId, async () => {
       const message = await this.getMessage(queueId);
-      if (!message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${queueId}`);
-      if (FINISHED_MESSAGE_STATES.has(message.state)) return message;
-      const ops: SpoolOp[] = [];
-      const undos: (() => void)[] = [];
+      if (!message) throw notFound(queueId);
+      if (isFinished(message)) return message;
+      const txn = this.transaction();
       const failed: RecipientRecord[] = [];
       let msgUpdated = message;
       for (const delivery of await this.getDeliveries(queueId)) {
@@ -481,23 +396,17 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
           failed.push({ ...next, lastReply: r.lastReply ?? reason });
           return next;
         });
-        if (delivery.dueAt !== null) ops.push(del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id)));
-        ops.push(put(keys.delivery(delivery.id), encodeRecord({ ...delivery, recipients, state: 'failed', dueAt: null })));
-        undos.push(this.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed'));
-        msgUpdated = this.withDeliveryState(msgUpdated, delivery.id, 'failed');
+        if (delivery.dueAt !== null) txn.del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id));
+        txn.put(keys.delivery(delivery.id), encodeRecord({ ...delivery, recipients, state: 'failed', dueAt: null }));
+        txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed');
+        msgUpdated = withDeliveryState(msgUpdated, delivery.id, 'failed');
       }
-      msgUpdated = this.finishIfDone(msgUpdated, ops);
-      ops.push(put(keys.message(queueId), encodeRecord(msgUpdated)));
-      this.counters.message(message.state, msgUpdated.state);
-      undos.push(() => this.counters.message(msgUpdated.state, message.state));
+      msgUpdated = this.finishIfDone(msgUpdated, txn);
+      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.countMessage(message.state, msgUpdated.state);
       const dsn = failed.length > 0 ? await report(message, failed, await this.getBody(queueId)) : null;
-      if (dsn) undos.push(this.stageMessage(dsn, this.now(), ops));
-      try {
-        await this.writer.write(ops);
-      } catch (err) {
-        for (const u of undos) u();
-        throw err;
-      }
+      if (dsn) this.stageMessage(dsn, this.now(), txn);
+      await txn.commit(this.writer);
       if (dsn) for (const d of dsn.deliveries) this.emit('due', laneOf(d.targets));
       return msgUpdated;
     });
@@ -531,14 +440,11 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     for (const key of await this.db.keys(keys.leases).all()) {
       const deliveryId = lastPart(key);
       const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
-      const ops: SpoolOp[] = [del(key)];
+      const txn = this.transaction().del(key);
       if (delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held') {
-        ops.push(
-          put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })),
-          put(keys.due(laneOf(delivery.targets), now, deliveryId), Buffer.alloc(0)),
-        );
+        txn.put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
       }
-      await this.writer.write(ops);
+      await txn.commit(this.writer);
     }
   }
 
@@ -548,19 +454,19 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     for (const key of await this.db.keys({ ...keys.dedupExpiryUpTo(now), limit: JANITOR_BATCH }).all()) {
       const hash = lastPart(key);
       const entry = decodeRecord<DedupEntry>(await this.db.get(keys.dedup(hash)));
-      const ops = [del(key)];
-      if (entry && entry.expiresAt <= now) ops.push(del(keys.dedup(hash)));
-      await this.writer.write(ops);
+      const txn = this.transaction().del(key);
+      if (entry && entry.expiresAt <= now) txn.del(keys.dedup(hash));
+      await txn.commit(this.writer);
     }
     const horizon = now - this.options.retainFinishedMs;
     for (const key of await this.db.keys({ ...keys.finishedUpTo(horizon), limit: JANITOR_BATCH }).all()) {
       const queueId = lastPart(key);
       await this.locks.run(queueId, async () => {
         const message = await this.getMessage(queueId);
-        const ops: SpoolOp[] = [del(key), del(keys.message(queueId))];
-        for (const id of Object.keys(message?.deliveries ?? {})) ops.push(del(keys.delivery(id)));
-        if (message) this.counters.message(message.state, null);
-        await this.writer.write(ops);
+        const txn = this.transaction().del(key).del(keys.message(queueId));
+        for (const id of Object.keys(message?.deliveries ?? {})) txn.del(keys.delivery(id));
+        if (message) txn.countMessage(message.state, null);
+        await txn.commit(this.writer);
       });
     }
   }
@@ -576,57 +482,21 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return [decodeRecord<DeliveryRecord>(d), decodeRecord<MessageRecord>(m), b ?? null];
   }
 
-  private withDeliveryState(message: MessageRecord, deliveryId: string, state: DeliveryState): MessageRecord {
-    const deliveries = { ...message.deliveries, [deliveryId]: state };
-    return { ...message, deliveries, state: message.state === 'deleted' ? 'deleted' : messageStateOf(deliveries) };
+  private transaction(): SpoolTransaction {
+    return new SpoolTransaction(this.counters);
   }
 
-  /** When the message just finished: drop its body and index it for retention. */
-  private finishIfDone(message: MessageRecord, ops: SpoolOp[]): MessageRecord {
-    if (!FINISHED_MESSAGE_STATES.has(message.state) || message.finishedAt !== null) return message;
+  /** When the message just finished: drop its body and queue entry, index it for retention. */
+  private finishIfDone(message: MessageRecord, txn: SpoolTransaction): MessageRecord {
+    if (!isFinished(message) || message.finishedAt !== null) return message;
     const now = this.now();
-    ops.push(del(keys.body(message.id)), del(keys.open(message.id)), put(keys.finished(now, message.id), Buffer.alloc(0)));
+    txn.del(keys.body(message.id)).del(keys.open(message.id)).put(keys.finished(now, message.id), EMPTY);
     return { ...message, finishedAt: now };
   }
-
-  private countDelivery(target: string, from: DeliveryState | null, to: DeliveryState | null): () => void {
-    this.counters.delivery(target, from, to);
-    return () => this.counters.delivery(target, to, from);
-  }
-
-  private countTransition(
-    target: string,
-    before: MessageRecord,
-    after: MessageRecord,
-    from: DeliveryState | null,
-    to: DeliveryState | null,
-  ): () => void {
-    const undoDelivery = this.countDelivery(target, from, to);
-    this.counters.message(before.state, after.state);
-    return () => {
-      undoDelivery();
-      this.counters.message(after.state, before.state);
-    };
-  }
 }
 
-/** The delivery record after an operator action, or null when the action does not apply. */
-function nextForAction(action: AdminAction, d: DeliveryRecord, now: number): DeliveryRecord | null {
-  const inFlight = d.state === 'queued' && d.dueAt === null;
-  switch (action) {
-    case 'hold':
-      return d.state === 'held' ? null : { ...d, state: 'held', dueAt: null, recipients: setPending(d, 'held') };
-    case 'release':
-      return d.state === 'held' ? { ...d, state: 'queued', dueAt: now, recipients: setPending(d, 'queued') } : null;
-    case 'retry':
-      return d.state === 'held' || inFlight ? null : { ...d, state: 'queued', dueAt: now, recipients: setPending(d, 'queued') };
-    case 'delete':
-      return { ...d, dueAt: null };
-  }
-}
-
-function setPending(d: DeliveryRecord, state: 'held' | 'queued'): RecipientRecord[] {
-  return d.recipients.map((r) => (r.state === 'delivered' || r.state === 'failed' ? r : { ...r, state }));
+function notFound(queueId: string): RelayError {
+  return new RelayError('ONWARD_ERR_NOT_FOUND', `no message with id ${queueId}`);
 }
 
 async function directoryBytes(path: string): Promise<number> {
