@@ -4,8 +4,7 @@
  * submission, admin API requests and Prometheus text parsing. Nothing is mocked.
  *
  * ```ts
- * const cleanup = new Teardown();
- * afterAll(() => cleanup.run());
+ * const cleanup = useCliTeardown();                           // afterAll
  * const env = await makeCliEnv();
  * cleanup.add(() => env.remove());
  * env.writeConfig({ targets: { hook: { type: 'http', url: sink.url } }, routes: [{ match: '*', target: 'hook' }] });
@@ -15,49 +14,27 @@
  * await relay.stop();                                          // SIGTERM, waits for exit
  * ```
  *
- * Every child process is recorded; `killSpawned()` (run by Teardown too) ends those still
- * running, by PID, and only those.
+ * Every child process is recorded; `killSpawned()` (run last by the teardown of
+ * `useCliTeardown`) ends those still running, by PID, and only those.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import nodemailer from 'nodemailer';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { parseConfig, type Config } from '../../src/config/index.js';
 import { createRouter } from '../../src/routing/index.js';
 import { LevelSpool, newQueueId, type NewMessage } from '../../src/spool/index.js';
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(REPO_ROOT, 'bin', 'onward');
+import { freePort, removeDir, sendRaw, sleep, spawnOnward, testConfig, useTeardown, type Teardown } from './common.js';
 
 // ---------------------------------------------------------------------------------------
 // Teardown and process bookkeeping
 
-/** Cleanup steps run in reverse order of registration; errors are collected, not thrown early. */
-export class Teardown {
-  private readonly steps: (() => unknown)[] = [];
-
-  add(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    const errors: unknown[] = [];
-    while (this.steps.length > 0) {
-      const step = this.steps.pop();
-      try {
-        await step?.();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    await killSpawned();
-    if (errors.length > 0) throw errors[0];
-  }
+/** A Teardown run by afterAll that, after every step registered with it, SIGKILLs the children this module spawned that still run. */
+export function useCliTeardown(): Teardown {
+  const teardown = useTeardown();
+  teardown.add(killSpawned); // registered first, so it runs last
+  return teardown;
 }
 
 const spawned = new Set<ChildProcess>();
@@ -84,18 +61,6 @@ export async function killSpawned(): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // Ports, folders, config
 
-/** A port that was free a moment ago on 127.0.0.1 (bind 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
 export interface CliEnv {
   /** Temp folder holding the config, the spool and anything else of the test. */
   readonly dir: string;
@@ -111,20 +76,6 @@ export interface CliEnv {
   writeConfig(overrides: Record<string, unknown>): void;
   /** Removes the temp folder. */
   remove(): Promise<void>;
-}
-
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Mappings merge key by key; anything else (lists included) is replaced. */
-export function deepMerge(base: unknown, over: unknown): unknown {
-  if (isMapping(base) && isMapping(over)) {
-    const out: Record<string, unknown> = { ...base };
-    for (const [key, value] of Object.entries(over)) out[key] = key in base ? deepMerge(base[key], value) : value;
-    return out;
-  }
-  return over === undefined ? base : over;
 }
 
 export async function makeCliEnv(): Promise<CliEnv> {
@@ -152,16 +103,14 @@ export async function makeCliEnv(): Promise<CliEnv> {
     writeConfig(overrides) {
       const base = {
         listen: [{ host: '127.0.0.1', port: smtpPort }],
-        hostname: 'relay.test',
         limits: { maxMessageSize: '1MB' },
         relay: { allowNetworks: ['127.0.0.0/8', '::1/128'] },
-        spool: { path: spoolPath, minFreeDisk: '1MB' },
         retry: { schedule: ['1h'], jitter: 0 },
-        admin: { host: '127.0.0.1', port: adminPort },
+        admin: { port: adminPort },
         shutdownGrace: '2s',
         log: { level: 'warn' },
       };
-      const merged = deepMerge(base, overrides) as Record<string, unknown>;
+      const merged = testConfig(dir, base, overrides);
       const text = stringify(merged);
       writeFileSync(configPath, text);
       const admin = merged['admin'] as { token?: string } | undefined;
@@ -173,7 +122,7 @@ export async function makeCliEnv(): Promise<CliEnv> {
         config = null;
       }
     },
-    remove: () => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }),
+    remove: () => removeDir(dir),
   };
 }
 
@@ -210,17 +159,15 @@ export interface RunOptions {
  */
 export function runCli(env: Pick<CliEnv, 'configPath'> | null, args: readonly string[], options: RunOptions = {}): Promise<CliResult> {
   const argv = env === null ? [...args] : [...args, '--config', env.configPath];
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...options.env };
-  delete childEnv['ONWARD_CONFIG'];
-  const child = spawn(process.execPath, [BIN, ...argv], { cwd: REPO_ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnOnward(argv, { env: options.env });
   track(child);
   const chunks: Buffer[] = [];
   const errChunks: Buffer[] = [];
-  child.stdout?.on('data', (c: Buffer) => chunks.push(c));
-  child.stderr?.on('data', (c: Buffer) => errChunks.push(c));
+  child.stdout.on('data', (c: Buffer) => chunks.push(c));
+  child.stderr.on('data', (c: Buffer) => errChunks.push(c));
   if (options.holdStdoutUntil) {
-    child.stdout?.pause();
-    void options.holdStdoutUntil.finally(() => child.stdout?.resume());
+    child.stdout.pause();
+    void options.holdStdoutUntil.finally(() => child.stdout.resume());
   }
   const timeoutMs = options.timeoutMs ?? 20_000;
   return new Promise((resolveRun, reject) => {
@@ -265,18 +212,12 @@ export interface ServeProcess {
 
 /** Spawns `onward serve` without waiting for it to be ready. */
 export function spawnServe(env: Pick<CliEnv, 'configPath'>): ServeProcess {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  delete childEnv['ONWARD_CONFIG'];
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', env.configPath], {
-    cwd: REPO_ROOT,
-    env: childEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnOnward(['serve', '--config', env.configPath]);
   track(child);
   let out = '';
   let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => {
     if (child.exitCode !== null || child.signalCode !== null) return done({ code: child.exitCode, signal: child.signalCode });
     child.once('exit', (code, signal) => done({ code, signal }));
@@ -391,16 +332,11 @@ export function rawMessage(opts: { from: string; to: readonly string[]; subject?
 
 /** Submits one message over SMTP (nodemailer, as is) and returns the relay's reply. */
 export async function submit(port: number, opts: SubmitOptions): Promise<{ response: string; queueId: string }> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, connectionTimeout: 5000 });
-  try {
-    const raw = opts.raw ?? rawMessage({ from: opts.from, to: opts.to, ...(opts.subject ? { subject: opts.subject } : {}) });
-    const info = (await transport.sendMail({ envelope: { from: opts.from, to: [...opts.to] }, raw })) as { response: string };
-    const queueId = /queued as ([0-9A-Z]{15})/.exec(info.response)?.[1];
-    if (!queueId) throw new Error(`no queue id in ${info.response}`);
-    return { response: info.response, queueId };
-  } finally {
-    transport.close();
-  }
+  const raw = opts.raw ?? rawMessage({ from: opts.from, to: opts.to, ...(opts.subject ? { subject: opts.subject } : {}) });
+  const response = await sendRaw(port, { from: opts.from, to: opts.to }, raw, { connectionTimeout: 5000 });
+  const queueId = /queued as ([0-9A-Z]{15})/.exec(response)?.[1];
+  if (!queueId) throw new Error(`no queue id in ${response}`);
+  return { response, queueId };
 }
 
 export interface SeedMessage {
@@ -461,7 +397,7 @@ export function openSpoolAt(config: Config): Promise<LevelSpool> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Waiting
+// Running many at once
 
 /** Runs `fn` over `items` with at most `limit` at a time; results in input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
@@ -475,47 +411,6 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/**
- * Polls `probe` until it returns a value other than undefined/false; throws after `timeoutMs`
- * with the last error, or with what `describe` says about the state then.
- */
-export async function waitUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 10_000,
-  everyMs = 50,
-  describe?: () => unknown,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      last = undefined;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      let state = '';
-      if (describe) {
-        try {
-          state = `; state: ${JSON.stringify(await describe()).slice(0, 4000)}`;
-        } catch (err) {
-          state = `; state unavailable: ${String(err)}`;
-        }
-      }
-      const cause = last instanceof Error ? `: ${last.message}` : last === undefined ? '' : `: ${JSON.stringify(last)}`;
-      throw new Error(`timed out waiting for ${what}${cause}${state}`);
-    }
-    await sleep(everyMs);
-  }
 }
 
 /** The spool JSON shapes as the CLI prints them (the fields these tests read). */

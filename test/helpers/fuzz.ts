@@ -4,10 +4,12 @@
  * of command lines, DATA payloads and valid messages, and the checker that compares what the
  * relay stored with what the client sent.
  *
- * Everything here is independent of src/: the header model (where the relay may insert
- * Message-ID/Date) follows RFC 5322 and SPEC section 3, not the relay's own code.
+ * Nothing here follows src/: the header model (where the relay may insert Message-ID/Date)
+ * follows RFC 5322 and SPEC section 3, not the relay's own code. (The reply queue the client
+ * waits on is the one common.ts gives every raw client.)
  */
 import net from 'node:net';
+import { connectTcp, ReplyQueue } from './common.js';
 
 // ---------------------------------------------------------------------------------------
 // PRNG
@@ -175,9 +177,7 @@ export class FuzzClient {
   private buffer = Buffer.alloc(0);
   private pendingLines: string[] = [];
   private pendingCode: number | null = null;
-  private readonly queue: WireReply[] = [];
-  private waiter: (() => void) | null = null;
-  private ended = false;
+  private readonly queue = new ReplyQueue<WireReply>();
   private destroyedByUs = false;
   /** Protocol violations seen in the server's replies. */
   readonly problems: string[] = [];
@@ -191,20 +191,14 @@ export class FuzzClient {
     socket.on('error', () => this.onEnd());
   }
 
-  static connect(port: number): Promise<FuzzClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1' });
-      socket.setNoDelay(true);
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new FuzzClient(socket));
-      });
-    });
+  static async connect(port: number): Promise<FuzzClient> {
+    const socket = await connectTcp(port);
+    socket.setNoDelay(true);
+    return new FuzzClient(socket);
   }
 
   get closed(): boolean {
-    return this.ended;
+    return this.queue.ended;
   }
 
   /** Writes `data` at once (ignored once the socket is gone). */
@@ -215,7 +209,7 @@ export class FuzzClient {
   /** Writes `data` in random pieces (1 byte to 64 KB), yielding to the event loop between them. */
   async sendChunked(data: Buffer, rng: Rng): Promise<void> {
     let pos = 0;
-    while (pos < data.length && !this.ended) {
+    while (pos < data.length && !this.closed) {
       const size = rng.weighted<number>([
         [1, 1],
         [2, rng.between(2, 8)],
@@ -240,19 +234,8 @@ export class FuzzClient {
   }
 
   /** The next reply, or null when the connection ends or `timeoutMs` passes first. */
-  async next(timeoutMs: number): Promise<WireReply | null> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.queue.length === 0 && !this.ended && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now());
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = null;
-    }
-    return this.queue.shift() ?? null;
+  next(timeoutMs: number): Promise<WireReply | null> {
+    return this.queue.next(timeoutMs);
   }
 
   /** Every reply until the server closes the connection; false when it is still open after `timeoutMs`. */
@@ -262,9 +245,9 @@ export class FuzzClient {
     while (Date.now() < deadline) {
       const reply = await this.next(deadline - Date.now());
       if (reply) replies.push(reply);
-      else if (this.ended) break;
+      else if (this.closed) break;
     }
-    return { replies, closed: this.ended };
+    return { replies, closed: this.closed };
   }
 
   private onData(chunk: Buffer): void {
@@ -276,7 +259,7 @@ export class FuzzClient {
       if (raw[raw.length - 1] !== CR) this.problem(`reply line not ended by CRLF: ${show(raw)}`);
       this.onLine(raw.subarray(0, raw[raw.length - 1] === CR ? raw.length - 1 : raw.length).toString('latin1'));
     }
-    this.waiter?.();
+    this.queue.wake();
   }
 
   private onLine(line: string): void {
@@ -306,11 +289,10 @@ export class FuzzClient {
   }
 
   private onEnd(): void {
-    if (!this.ended && !this.destroyedByUs && (this.buffer.length > 0 || this.pendingLines.length > 0)) {
+    if (!this.closed && !this.destroyedByUs && (this.buffer.length > 0 || this.pendingLines.length > 0)) {
       this.problem(`connection closed inside a reply: ${show(this.buffer)} after ${JSON.stringify(this.pendingLines)}`);
     }
-    this.ended = true;
-    this.waiter?.();
+    this.queue.end();
   }
 
   private problem(text: string): void {

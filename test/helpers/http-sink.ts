@@ -13,6 +13,7 @@
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { waitForCount } from './common.js';
 
 /** One request as the sink received it. */
 export interface HttpSinkRequest {
@@ -131,24 +132,7 @@ export async function startHttpSink(options: HttpSinkOptions = {}): Promise<Http
     respond: (next) => {
       responder = next;
     },
-    waitFor: (count, timeoutMs = 5000) =>
-      new Promise<HttpSinkRequest[]>((resolve, reject) => {
-        const check = (): void => {
-          if (requests.length < count) return;
-          cleanup();
-          resolve(requests);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`http sink: expected ${String(count)} requests within ${String(timeoutMs)} ms, got ${String(requests.length)}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      }),
+    waitFor: (count, timeoutMs = 5000) => waitForCount(requests, waiters, count, timeoutMs, { who: 'http sink', things: 'requests' }),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -1,86 +1,29 @@
 /**
  * Helpers for the production-readiness tests (test/integration/production/): TLS material
- * made with openssl, a raw SMTP client that can STARTTLS, the relay in-process or as a real
- * `bin/onward serve` child process with its pino stdout parsed, and the spool read back
- * from disk. Nothing is mocked; everything binds 127.0.0.1.
+ * made with openssl, a raw SMTP client that can STARTTLS, and the relay in-process or as a
+ * real `bin/onward serve` child process (spawned, its pino stdout parsed, by common.ts, which
+ * also holds cleanup, temp folders, waiting and direct spool access). Nothing is mocked;
+ * everything binds 127.0.0.1.
  *
  * ```ts
- * const cleanup = new Teardown();
- * afterAll(() => cleanup.run());
- * const dir = await tempDir('tls');
- * cleanup.add(() => removeDir(dir));
- * const child = await startServeChild(dir, { targets: {...}, routes: [...] });
+ * const cleanup = useTeardown();                 // common.ts; afterAll
+ * const dir = cleanup.tempDir('prod-tls');        // removed at teardown
+ * const child = await startServeChild(dir, configYaml(dir, { targets: {...}, routes: [...] }));
  * cleanup.add(() => child.kill());
  * ```
  *
  * Child processes are killed by their own PID only (never by name).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { startRelay, type Relay } from '../../src/app/index.js';
 import { parseConfig, type Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
-import { LevelSpool } from '../../src/spool/index.js';
-
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(REPO_ROOT, 'bin', 'onward');
-const BUILT_CLI = join(REPO_ROOT, 'dist', 'cli', 'index.js');
-
-// ---------------------------------------------------------------------------------------
-// Teardown, folders, small utilities
-
-/** Cleanup steps, run in reverse order of registration; every step runs even if one throws. */
-export class Teardown {
-  private readonly steps: (() => unknown)[] = [];
-
-  add(step: () => unknown): void {
-    this.steps.push(step);
-  }
-
-  async run(): Promise<void> {
-    const errors: unknown[] = [];
-    while (this.steps.length > 0) {
-      const step = this.steps.pop();
-      try {
-        await step?.();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    if (errors.length > 0) throw errors[0];
-  }
-}
-
-export function tempDir(label: string): string {
-  return mkdtempSync(join(tmpdir(), `onward-prod-${label}-`));
-}
-
-export function removeDir(dir: string): Promise<void> {
-  // Retries: a delivery finishing late (see shutdown.test.ts) may still be writing into it.
-  return rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `probe` until it returns something truthy; rejects naming `what` after `timeoutMs`. */
-export async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const giveUpAt = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > giveUpAt) throw new Error(`timed out after ${String(timeoutMs)} ms waiting for ${what}`);
-    await sleep(25);
-  }
-}
+import { loopbackConfig, mergeConfig, sleep, spawnServeChild, type LogLine, type ServeChild, type ServeOptions, type Teardown } from './common.js';
 
 // ---------------------------------------------------------------------------------------
 // TLS material
@@ -265,6 +208,21 @@ export class SmtpWire {
   }
 }
 
+/** `SmtpWire.connect`, with the socket closed by `cleanup`. */
+export async function openWire(cleanup: Teardown, port: number, options: { implicitTls?: tls.ConnectionOptions } = {}): Promise<SmtpWire> {
+  const wire = await SmtpWire.connect(port, options);
+  cleanup.add(() => wire.close());
+  return wire;
+}
+
+/** Connects, reads the greeting and sends `EHLO client.test` (whatever the replies); the socket is closed by `cleanup`. */
+export async function openSession(cleanup: Teardown, port: number): Promise<SmtpWire> {
+  const wire = await openWire(cleanup, port);
+  await wire.read();
+  await wire.command('EHLO client.test');
+  return wire;
+}
+
 /** EHLO keywords (`AUTH PLAIN LOGIN`, `STARTTLS`, ...) from an EHLO reply, without the greeting line. */
 export function ehloKeywords(reply: SmtpReply): string[] {
   return reply.lines.slice(1);
@@ -339,15 +297,8 @@ export function b64(text: string): string {
 
 /** The YAML text for a config object (listeners, spool and admin on temp paths / port 0 by default). */
 export function configYaml(dir: string, overrides: Record<string, unknown>): string {
-  const base: Record<string, unknown> = {
-    listen: [{ host: '127.0.0.1', port: 0 }],
-    hostname: 'relay.test',
-    spool: { path: join(dir, 'spool'), minFreeDisk: 0 },
-    admin: { host: '127.0.0.1', port: 0 },
-    retry: { schedule: ['1s'], jitter: 0 },
-    log: { level: 'info' },
-  };
-  return stringify({ ...base, ...overrides });
+  const base = { spool: { minFreeDisk: 0 }, retry: { schedule: ['1s'], jitter: 0 }, log: { level: 'info' } };
+  return stringify(mergeConfig(loopbackConfig(dir), base, overrides));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -378,173 +329,14 @@ export async function startInProcess(dir: string, overrides: Record<string, unkn
   return { relay, config, ports: relay.smtpAddresses.map((a) => a.port), close: () => relay.close() };
 }
 
-/** Opens the spool directory a relay used (the relay must be stopped); `create` makes a new one. */
-export function openSpool(path: string, options: { create?: boolean } = {}): Promise<LevelSpool> {
-  return LevelSpool.open({ path, dedupWindowMs: 7 * 86_400_000, retainFinishedMs: 7 * 86_400_000, create: options.create ?? false });
-}
-
 // ---------------------------------------------------------------------------------------
 // The relay as a child process (`node bin/onward serve`)
 
-export interface LogLine {
-  readonly level: number;
-  readonly msg: string;
-  readonly [key: string]: unknown;
-}
-
-export interface ExitInfo {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  /** Date.now() when the process exited. */
-  readonly at: number;
-}
-
-export interface ServeChild {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  readonly configPath: string;
-  /** Every stdout line that parsed as JSON, in order. */
-  readonly logs: LogLine[];
-  /** Everything the process wrote, stdout and stderr, as text. */
-  output(): string;
-  /** Lines of stdout that were not JSON (should be none). */
-  readonly nonJsonLines: string[];
-  readonly smtpPorts: readonly number[];
-  readonly exited: Promise<ExitInfo>;
-  /** The first log line (past or future) that matches; rejects after `timeoutMs` or when the process exits. */
-  waitForLog(what: string, match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  signal(sig: NodeJS.Signals): void;
-  /** SIGKILL by PID if still running, then waits for the exit. Idempotent. */
-  kill(): Promise<void>;
-}
-
-export interface ServeOptions {
-  /** Extra environment variables (on top of this process's). */
-  readonly env?: NodeJS.ProcessEnv;
-  /** How long to wait for `onward ready`. Default 15 s. */
-  readonly timeoutMs?: number;
-  /**
-   * Pause after `onward ready` before resolving. serve logs `onward ready` before it installs
-   * its SIGTERM/SIGINT/SIGHUP handlers (src/cli/serve.ts), so a signal sent at once can hit
-   * the default action and kill it; tests that are not about that race wait a moment.
-   * Default 150 ms; signals.test.ts uses 0 to show the race.
-   */
-  readonly settleMs?: number;
-  /** Send this signal the moment the `onward ready` line arrives (synchronously, in the stdout handler). */
-  readonly signalOnReady?: NodeJS.Signals;
-}
-
 /** Writes `config.yaml` into `dir`, spawns `node bin/onward serve --config` in `dir`, and waits for `onward ready`. */
-export async function startServeChild(dir: string, yamlText: string, options: ServeOptions = {}): Promise<ServeChild> {
-  const { env = {}, timeoutMs = 15_000, settleMs = 150, signalOnReady } = options;
-  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run \`npm run build\` before these tests`);
+export async function startServeChild(dir: string, yamlText: string, options: Omit<ServeOptions, 'cwd'> = {}): Promise<ServeChild> {
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, yamlText);
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', configPath], {
-    cwd: dir,
-    env: { ...process.env, ONWARD_CONFIG: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) throw new Error('could not spawn bin/onward serve');
-  const pid = child.pid;
-  const logs: LogLine[] = [];
-  const nonJsonLines: string[] = [];
-  const listeners = new Set<() => void>();
-  let text = '';
-  let partial = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    text += chunk;
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      const line = partial.slice(0, nl);
-      partial = partial.slice(nl + 1);
-      if (line.trim() === '') continue;
-      try {
-        const parsed = JSON.parse(line) as LogLine;
-        logs.push(parsed);
-        if (signalOnReady && parsed.msg === 'onward ready') process.kill(pid, signalOnReady);
-      } catch {
-        nonJsonLines.push(line);
-      }
-    }
-    for (const l of listeners) l();
-  });
-  child.stderr.on('data', (chunk: string) => {
-    text += chunk;
-  });
-  let exitInfo: ExitInfo | null = null;
-  const exited = new Promise<ExitInfo>((r) =>
-    child.once('exit', (code, signal) => {
-      exitInfo = { code, signal, at: Date.now() };
-      for (const l of listeners) l();
-      r(exitInfo);
-    }),
-  );
-
-  const waitForLog = (what: string, match: (line: LogLine) => boolean, waitMs = 10_000): Promise<LogLine> =>
-    new Promise<LogLine>((resolveLog, reject) => {
-      let seen = 0;
-      const check = (): void => {
-        for (; seen < logs.length; seen++) {
-          const line = logs[seen];
-          if (line && match(line)) {
-            done();
-            resolveLog(line);
-            return;
-          }
-        }
-        if (exitInfo) {
-          done();
-          reject(new Error(`serve exited (${JSON.stringify(exitInfo)}) before logging ${what}; output:\n${text}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`no log line for ${what} within ${String(waitMs)} ms; output:\n${text}`));
-      }, waitMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        listeners.delete(check);
-      };
-      listeners.add(check);
-      check();
-    });
-
-  const kill = async (): Promise<void> => {
-    if (exitInfo) return;
-    child.kill('SIGKILL');
-    await exited;
-  };
-
-  let ready: LogLine;
-  try {
-    ready = await waitForLog('onward ready', (l) => l.msg === 'onward ready', timeoutMs);
-  } catch (err) {
-    await kill();
-    throw err;
-  }
-  if (settleMs > 0) await sleep(settleMs);
-  const smtpPorts = String(ready['smtp'])
-    .split(', ')
-    .map((a) => Number(a.slice(a.lastIndexOf(':') + 1)));
-  return {
-    child,
-    pid,
-    configPath,
-    logs,
-    nonJsonLines,
-    output: () => text,
-    smtpPorts,
-    exited,
-    waitForLog,
-    signal: (sig) => {
-      if (!exitInfo) process.kill(pid, sig);
-    },
-    kill,
-  };
+  return spawnServeChild(configPath, { ...options, cwd: dir });
 }
 
 /** `promise`, or a rejection naming `what` after `ms`. */

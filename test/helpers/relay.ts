@@ -11,17 +11,14 @@
  * const stored = await readSpool(t.spoolPath); // every message with deliveries and body
  * ```
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach } from '@jest/globals';
-import nodemailer from 'nodemailer';
-import { pino } from 'pino';
 import { parse, stringify } from 'yaml';
-import { startRelay, type Relay } from '../../src/app/index.js';
-import { parseConfig, type Config } from '../../src/config/index.js';
-import { LevelSpool, type DeliveryRecord, type MessageRecord } from '../../src/spool/index.js';
+import type { Relay } from '../../src/app/index.js';
+import type { Config } from '../../src/config/index.js';
+import type { DeliveryRecord, MessageRecord } from '../../src/spool/index.js';
+import { connectTcp, openSpool, outboxRoute, refusalReply, ReplyQueue, spoolContents, startTempRelay, testConfig, useCleanup, type Yamlish } from './common.js';
 
 export interface TestRelay {
   readonly relay: Relay;
@@ -37,73 +34,23 @@ export interface TestRelay {
   close(): Promise<void>;
 }
 
-/** The YAML every test relay starts from; `overridesYaml` is deep-merged over it. */
-export function baseConfigYaml(dir: string): string {
-  return stringify({
-    listen: [{ host: '127.0.0.1', port: 0 }],
-    hostname: 'relay.test',
+/** The config of a test relay in `dir`: every recipient to the `outbox` file target, `overridesYaml` deep-merged over it. */
+function testRelayConfig(dir: string, overridesYaml: string): Yamlish {
+  const base = {
     limits: { maxMessageSize: '1MB', maxRecipients: 100, maxConnections: 100, maxConnectionsPerIp: 50 },
     relay: { allowNetworks: ['127.0.0.0/8', '::1/128'] },
-    // Tests run on shared disks: keep the free-space floor out of the way unless a test sets it.
-    spool: { path: join(dir, 'spool'), minFreeDisk: '1MB' },
-    targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-    routes: [{ match: '*', target: 'outbox' }],
-    admin: { host: '127.0.0.1', port: 0 },
-    shutdownGrace: '1s',
-    log: { level: 'silent' },
-  });
-}
-
-/** Mappings merge key by key; anything else (lists included) is replaced. */
-function deepMerge(base: unknown, over: unknown): unknown {
-  if (isMapping(base) && isMapping(over)) {
-    const out: Record<string, unknown> = { ...base };
-    for (const [key, value] of Object.entries(over)) out[key] = key in base ? deepMerge(base[key], value) : value;
-    return out;
-  }
-  return over === undefined ? base : over;
-}
-
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+  };
+  return testConfig(dir, base, outboxRoute(dir), (parse(overridesYaml) as Yamlish | null) ?? {});
 }
 
 /** The YAML text of a test config (base + overrides) for `dir`, as a relay or a child process reads it. */
 export function testConfigYaml(dir: string, overridesYaml = ''): string {
-  const merged = deepMerge(parse(baseConfigYaml(dir)), parse(overridesYaml) ?? {});
-  return stringify(merged);
+  return stringify(testRelayConfig(dir, overridesYaml));
 }
 
 export async function startTestRelay(overridesYaml = ''): Promise<TestRelay> {
-  const dir = await mkdtemp(join(tmpdir(), 'onward-relay-'));
-  let relay: Relay;
-  let config: Config;
-  try {
-    config = parseConfig(testConfigYaml(dir, overridesYaml), {});
-    relay = await startRelay(config, pino({ level: 'silent' }));
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
-    throw err;
-  }
-  const address = relay.smtpAddresses[0];
-  if (!address) throw new Error('relay has no SMTP listener');
-  return {
-    relay,
-    config,
-    port: address.port,
-    spoolPath: config.spool.path,
-    outboxPath: join(dir, 'outbox'),
-    dir,
-    async close() {
-      await relay.close();
-      await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
-    },
-  };
-}
-
-/** Opens a spool directly (the relay that owned it must be closed). Close it when done. */
-export function openSpool(path: string): Promise<LevelSpool> {
-  return LevelSpool.open({ path, dedupWindowMs: 7 * 86_400_000, retainFinishedMs: 7 * 86_400_000 });
+  const t = await startTempRelay('onward-relay-', (dir) => testRelayConfig(dir, overridesYaml));
+  return { ...t, spoolPath: t.config.spool.path, outboxPath: join(t.dir, 'outbox') };
 }
 
 export interface StoredMessage {
@@ -113,13 +60,12 @@ export interface StoredMessage {
   readonly body: Buffer | null;
 }
 
-/** Every message in the spool at `path` (any state), oldest first. Opens and closes the spool. */
+/** Every message in the spool at `path` (any state), oldest first. Opens and closes the spool (the relay that owned it must be closed). */
 export async function readSpool(path: string): Promise<StoredMessage[]> {
   const spool = await openSpool(path);
   try {
     const out: StoredMessage[] = [];
-    const states = ['queued', 'deferred', 'held', 'delivered', 'bounced', 'deleted'] as const;
-    for await (const { message, deliveries } of spool.list({ states })) {
+    for (const { message, deliveries } of await spoolContents(spool)) {
       out.push({ message, deliveries, body: await spool.getBody(message.id) });
     }
     return out;
@@ -145,38 +91,26 @@ export interface SmtpReply {
  */
 export class RawSmtpClient {
   private buffer = '';
-  private readonly replies: SmtpReply[] = [];
+  private readonly replies = new ReplyQueue<SmtpReply>();
   private pending: string[] = [];
-  private waiter: (() => void) | null = null;
-  private ended = false;
   /** Every reply line as received (`250-PIPELINING`, `250 2.0.0 Ok: ...`). */
   readonly lines: string[] = [];
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    const end = (): void => {
-      this.ended = true;
-      this.wake();
-    };
+    const end = (): void => this.replies.end();
     socket.on('end', end);
     socket.on('close', end);
     socket.on('error', end);
   }
 
-  static connect(port: number, host = '127.0.0.1'): Promise<RawSmtpClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
-      socket.once('error', reject);
-      socket.once('connect', () => {
-        socket.off('error', reject);
-        resolve(new RawSmtpClient(socket));
-      });
-    });
+  static async connect(port: number, host = '127.0.0.1'): Promise<RawSmtpClient> {
+    return new RawSmtpClient(await connectTcp(port, host));
   }
 
   /** Whether the server closed (or reset) the connection. */
   get closed(): boolean {
-    return this.ended;
+    return this.replies.ended;
   }
 
   write(data: string | Buffer): void {
@@ -193,30 +127,19 @@ export class RawSmtpClient {
   async read(timeoutMs = 2000): Promise<SmtpReply> {
     const reply = await this.tryRead(timeoutMs);
     if (reply) return reply;
-    throw new Error(`no SMTP reply within ${timeoutMs}ms (closed: ${this.ended}); lines so far: ${JSON.stringify(this.lines)}`);
+    throw new Error(`no SMTP reply within ${timeoutMs}ms (closed: ${this.closed}); lines so far: ${JSON.stringify(this.lines)}`);
   }
 
   /** The next complete reply, or null when the connection ends or `timeoutMs` passes first. */
-  async tryRead(timeoutMs = 2000): Promise<SmtpReply | null> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.replies.length === 0 && !this.ended && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, deadline - Date.now());
-        this.waiter = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.waiter = null;
-    }
-    return this.replies.shift() ?? null;
+  tryRead(timeoutMs = 2000): Promise<SmtpReply | null> {
+    return this.replies.next(timeoutMs);
   }
 
   /** Resolves once the server has closed the connection (true), or false after `timeoutMs`. */
   async waitClosed(timeoutMs = 2000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.ended && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    return this.ended;
+    while (!this.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    return this.closed;
   }
 
   close(): void {
@@ -238,11 +161,7 @@ export class RawSmtpClient {
         this.replies.push({ code: m ? Number(m[1]) : 0, lines, text: lines.join('\n') });
       }
     }
-    this.wake();
-  }
-
-  private wake(): void {
-    this.waiter?.();
+    this.replies.wake();
   }
 }
 
@@ -299,59 +218,17 @@ export function transaction(from: string, to: readonly string[], message: string
   return [`MAIL FROM:<${from}>`, ...to.map((r) => `RCPT TO:<${r}>`), 'DATA', body, '.'];
 }
 
-/** A free TCP port on 127.0.0.1 (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 // ---------------------------------------------------------------------------------------
 // nodemailer and fixtures
 
-/**
- * Sends `raw` (RFC 5322, sent as is) with nodemailer and resolves with the server's final
- * reply line. A refusal rejects with nodemailer's error (`response`, `responseCode`).
- */
-export async function sendRaw(
-  port: number,
-  envelope: { from: string; to: readonly string[] },
-  raw: string | Buffer,
-  auth?: { user: string; pass: string },
-): Promise<string> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.test', ...(auth ? { auth } : {}) });
-  try {
-    const info = (await transport.sendMail({ envelope: { from: envelope.from, to: [...envelope.to] }, raw })) as { response: string };
-    return info.response;
-  } finally {
-    transport.close();
-  }
-}
-
-/** The reply line of a nodemailer refusal (`452 4.3.1 ...`). */
+/** The reply line of a nodemailer refusal (`452 4.3.1 ...`); rejects when the server accepted. */
 export async function refusal(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (err) {
-    const response = (err as { response?: unknown }).response;
-    if (typeof response === 'string') return response;
-    throw err;
+    return refusalReply(err);
   }
   throw new Error('expected the server to refuse, but it accepted');
-}
-
-const QUEUED = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]{15})$/;
-
-/** The queue id of a `250 2.0.0 Ok: queued as ID` reply; throws on anything else. */
-export function queuedId(reply: string): string {
-  const id = QUEUED.exec(reply)?.[1];
-  if (!id) throw new Error(`expected "250 2.0.0 Ok: queued as ID", got ${JSON.stringify(reply)}`);
-  return id;
 }
 
 /**
@@ -376,13 +253,10 @@ export async function messageBytes(stored: StoredMessage, outboxPath: string): P
  * `const start = useTestRelays(); ... const t = await start('limits: ...');`
  */
 export function useTestRelays(): (overridesYaml?: string) => Promise<TestRelay> {
-  const started: TestRelay[] = [];
-  afterEach(async () => {
-    await Promise.all(started.splice(0).map((t) => t.close()));
-  });
+  const defer = useCleanup();
   return async (overridesYaml) => {
     const t = await startTestRelay(overridesYaml);
-    started.push(t);
+    defer(() => t.close());
     return t;
   };
 }

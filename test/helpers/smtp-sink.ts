@@ -16,6 +16,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { waitForCount } from './common.js';
 
 /** A scripted SMTP reply, or null/undefined to accept. */
 export type SmtpSinkReply = { readonly code: number; readonly message: string } | null | undefined;
@@ -187,24 +188,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     onData: (handler) => {
       onData = handler;
     },
-    waitFor: (count, timeoutMs = 5000) =>
-      new Promise<SmtpSinkMessage[]>((resolve, reject) => {
-        const check = (): void => {
-          if (messages.length < count) return;
-          cleanup();
-          resolve(messages);
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`smtp sink: expected ${String(count)} messages within ${String(timeoutMs)} ms, got ${String(messages.length)}`));
-        }, timeoutMs);
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        check();
-      }),
+    waitFor: (count, timeoutMs = 5000) => waitForCount(messages, waiters, count, timeoutMs, { who: 'smtp sink', things: 'messages' }),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -5,13 +5,12 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { simpleParser } from 'mailparser';
+import { queuedId, sendRaw } from '../helpers/common.js';
 import {
   RawSmtpClient,
   messageBytes,
-  queuedId,
   readSpool,
   sampleMessage,
-  sendRaw,
   smtpConversation,
   transaction,
   useTestRelays,
@@ -42,6 +41,18 @@ async function expectHealthy(t: TestRelay): Promise<void> {
   const { replies } = await smtpConversation(t.port, ['EHLO client.test', 'NOOP', 'QUIT']);
   expect(replies.map((r) => r.code)).toEqual([250, 250, 221]);
   queuedId(await sendRaw(t.port, { from: 'sender@example.com', to: ['rcpt@example.org'] }, sampleMessage()));
+}
+
+/**
+ * Sends `lines` (MAIL FROM to the final dot) in one pipelined session after EHLO, expects a
+ * queued message, stops the relay and returns the reply to the dot and the stored bytes as latin1 text.
+ */
+async function queueOne(t: TestRelay, lines: readonly string[]): Promise<{ done: SmtpReply | undefined; text: string }> {
+  const { replies } = await smtpConversation(t.port, ['EHLO client.test', ...lines, 'QUIT']);
+  expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
+  await t.relay.close();
+  const [stored] = await readSpool(t.spoolPath);
+  return { done: replies[4], text: (await messageBytes(stored!, t.outboxPath))?.toString('latin1') ?? '' };
 }
 
 const VERBS = ['HELO', 'EHLO', 'MAIL FROM:', 'RCPT TO:', 'RSET', 'NOOP', 'VRFY', 'EXPN', 'HELP', 'AUTH', 'XCLIENT', 'XFORWARD', 'BDAT', 'ETRN', 'mail from:', 'rcpt to:'];
@@ -238,12 +249,8 @@ describe('bad input at the SMTP front door', () => {
 
   it('queues an empty DATA with the headers it needs (Received, Message-ID, Date)', async () => {
     const t = await start();
-    const { replies } = await smtpConversation(t.port, ['EHLO client.test', 'MAIL FROM:<sender@example.com>', 'RCPT TO:<rcpt@example.org>', 'DATA', '.', 'QUIT']);
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
-    const id = queuedId(`250 ${replies[4]?.text}`);
-    await t.relay.close();
-    const [stored] = await readSpool(t.spoolPath);
-    const text = (await messageBytes(stored!, t.outboxPath))?.toString('latin1') ?? '';
+    const { done, text } = await queueOne(t, ['MAIL FROM:<sender@example.com>', 'RCPT TO:<rcpt@example.org>', 'DATA', '.']);
+    const id = queuedId(`250 ${done?.text}`);
     expect(text).toMatch(/^Received: /);
     expect(text).toContain(`\r\nMessage-ID: <${id}@relay.test>\r\nDate: `);
     expect(text.endsWith('\r\n')).toBe(true);
@@ -253,16 +260,8 @@ describe('bad input at the SMTP front door', () => {
 
   it('queues a DATA of only headers, adding Message-ID and Date inside the header block', async () => {
     const t = await start();
-    const { replies } = await smtpConversation(t.port, [
-      'EHLO client.test',
-      ...transaction('sender@example.com', ['rcpt@example.org'], 'Subject: headers only\r\nFrom: sender@example.com\r\n'),
-      'QUIT',
-    ]);
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
-    const id = queuedId(`250 ${replies[4]?.text}`);
-    await t.relay.close();
-    const [stored] = await readSpool(t.spoolPath);
-    const text = (await messageBytes(stored!, t.outboxPath))?.toString('latin1') ?? '';
+    const { done, text } = await queueOne(t, transaction('sender@example.com', ['rcpt@example.org'], 'Subject: headers only\r\nFrom: sender@example.com\r\n'));
+    const id = queuedId(`250 ${done?.text}`);
     expect(text).toMatch(new RegExp(`\\r\\nSubject: headers only\\r\\nFrom: sender@example\\.com\\r\\nMessage-ID: <${id}@relay\\.test>\\r\\nDate: [^\\r\\n]+\\r\\n$`));
     const parsed = await simpleParser(Buffer.from(text, 'latin1'));
     expect(parsed.subject).toBe('headers only');
@@ -271,16 +270,8 @@ describe('bad input at the SMTP front door', () => {
 
   it('queues a DATA without headers, keeping its text as the body below the added headers', async () => {
     const t = await start();
-    const { replies } = await smtpConversation(t.port, [
-      'EHLO client.test',
-      ...transaction('sender@example.com', ['rcpt@example.org'], 'Just some text.\r\nNote: this is not a header\r\n'),
-      'QUIT',
-    ]);
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
-    const id = queuedId(`250 ${replies[4]?.text}`);
-    await t.relay.close();
-    const [stored] = await readSpool(t.spoolPath);
-    const text = (await messageBytes(stored!, t.outboxPath))?.toString('latin1') ?? '';
+    const { done, text } = await queueOne(t, transaction('sender@example.com', ['rcpt@example.org'], 'Just some text.\r\nNote: this is not a header\r\n'));
+    const id = queuedId(`250 ${done?.text}`);
     expect(text).toMatch(new RegExp(`\\r\\nMessage-ID: <${id}@relay\\.test>\\r\\nDate: [^\\r\\n]+\\r\\n\\r\\nJust some text\\.\\r\\nNote: this is not a header\\r\\n$`));
     const parsed = await simpleParser(Buffer.from(text, 'latin1'));
     expect(parsed.text).toBe('Just some text.\nNote: this is not a header\n');
@@ -289,15 +280,8 @@ describe('bad input at the SMTP front door', () => {
 
   it('queues headers followed by body text without a blank line, separating the body', async () => {
     const t = await start();
-    const { replies } = await smtpConversation(t.port, [
-      'EHLO client.test',
-      ...transaction('sender@example.com', ['rcpt@example.org'], 'Subject: no blank line\r\nbody starts here\r\n'),
-      'QUIT',
-    ]);
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
-    await t.relay.close();
-    const [stored] = await readSpool(t.spoolPath);
-    const parsed = await simpleParser((await messageBytes(stored!, t.outboxPath)) ?? Buffer.alloc(0));
+    const { text } = await queueOne(t, transaction('sender@example.com', ['rcpt@example.org'], 'Subject: no blank line\r\nbody starts here\r\n'));
+    const parsed = await simpleParser(Buffer.from(text, 'latin1'));
     expect(parsed.subject).toBe('no blank line');
     expect(parsed.text).toBe('body starts here\n');
   });

@@ -7,23 +7,11 @@
 import { describe, expect, it } from '@jest/globals';
 import { simpleParser, type AddressObject, type StructuredHeader } from 'mailparser';
 import type { DeliveryRecord, MessageRecord } from '../../src/spool/index.js';
+import { sleep, spoolContents, useCleanup, waitUntil } from '../helpers/common.js';
 import { parseDsn, type ParsedDsn } from '../helpers/dsn.js';
 import { startHttpSink, type HttpSink } from '../helpers/http-sink.js';
-import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.js';
-import {
-  dsnsOf,
-  httpTarget,
-  originalMessage,
-  sleep,
-  smtpTarget,
-  spoolContents,
-  startBounceRelay,
-  submit,
-  useCleanup,
-  waitUntil,
-  type BounceRelay,
-  type ConfigOverrides,
-} from '../helpers/bounce-relay.js';
+import { startSmtpSink, type SmtpSink, type SmtpSinkMessage } from '../helpers/smtp-sink.js';
+import { dsnsOf, httpTarget, originalMessage, smtpTarget, startBounceRelay, submit, type BounceRelay, type ConfigOverrides } from '../helpers/bounce-relay.js';
 
 const SENDER = 'alice@example.com';
 const BOUNCES_FROM = 'postmaster@relay.test';
@@ -47,6 +35,28 @@ interface ExpectedDsn {
   readonly recipients: readonly ExpectedRecipient[];
   /** Epoch ms bounds for Arrival-Date / Last-Attempt-Date (widened to whole seconds). */
   readonly notBefore: number;
+}
+
+/** A recipient an SMTP target refused with `550 5.1.1 <address>: no such user`. */
+function noSuchUser(address: string): ExpectedRecipient {
+  return { address, action: 'failed', status: '5.1.1', diagnostic: `smtp; 550 5.1.1 <${address}>: no such user`, reason: 'no such user' };
+}
+
+/** A recipient a webhook refused with HTTP 400. */
+function http400(address: string): ExpectedRecipient {
+  return { address, action: 'failed', status: '5.0.0', diagnostic: 'http; HTTP 400 Bad Request', reason: 'HTTP 400 Bad Request' };
+}
+
+/** bob@example.org, whom an SMTP target kept answering `451 4.3.0 try again later`. */
+function triedAgainLater(action: ExpectedRecipient['action']): ExpectedRecipient {
+  return { address: 'bob@example.org', action, status: /^4\.(4\.7|3\.0)$/, diagnostic: 'smtp; 451 4.3.0 try again later', reason: 'try again later' };
+}
+
+/** The first message `sink` receives (within `timeoutMs`, default 5 s). */
+async function firstMessage(sink: SmtpSink, timeoutMs?: number): Promise<SmtpSinkMessage> {
+  const [first] = await sink.waitFor(1, timeoutMs);
+  if (!first) throw new Error('no DSN');
+  return first;
 }
 
 function expectDateWithin(value: string | undefined, notBefore: number, label: string): void {
@@ -118,10 +128,15 @@ async function messageOf(t: BounceRelay, queueId: string): Promise<MessageRecord
 
 /** Waits until the message reaches `state` (DSN bookkeeping lands in the same batch as the outcome). */
 async function waitForState(t: BounceRelay, queueId: string, state: MessageRecord['state'], timeoutMs = 5000): Promise<MessageRecord> {
-  return waitUntil(async () => {
-    const m = await t.relay.spool.getMessage(queueId);
-    return m?.state === state ? m : undefined;
-  }, `message ${queueId} to be ${state}`, timeoutMs);
+  return waitUntil(
+    `message ${queueId} to be ${state}`,
+    async () => {
+      const m = await t.relay.spool.getMessage(queueId);
+      return m?.state === state ? m : undefined;
+    },
+    timeoutMs,
+    25,
+  );
 }
 
 /** Checks the spool side of one bounce: original bounced, exactly one DSN with bounceOf = original. */
@@ -182,25 +197,10 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const notBefore = Date.now();
     const queueId = await submit(t.port, { from: SENDER, to: ['bob@example.org'] }, originalMessage({ subject: 'Quarterly report', messageId: 'q1@client.test' }));
 
-    const [dsnMail] = await bounceSink.waitFor(1);
-    if (!dsnMail) throw new Error('no DSN');
+    const dsnMail = await firstMessage(bounceSink);
     expect(dsnMail.envelope.from).toBe(''); // MAIL FROM:<>
     expect(dsnMail.envelope.to).toEqual([SENDER]);
-    await expectDsn(dsnMail.raw, {
-      originalSender: SENDER,
-      subject: 'Quarterly report',
-      messageId: 'q1@client.test',
-      notBefore,
-      recipients: [
-        {
-          address: 'bob@example.org',
-          action: 'failed',
-          status: '5.1.1',
-          diagnostic: 'smtp; 550 5.1.1 <bob@example.org>: no such user',
-          reason: 'no such user',
-        },
-      ],
-    });
+    await expectDsn(dsnMail.raw, { originalSender: SENDER, subject: 'Quarterly report', messageId: 'q1@client.test', notBefore, recipients: [noSuchUser('bob@example.org')] });
 
     await sleep(QUIET_MS);
     expect(bounceSink.messages).toHaveLength(1);
@@ -225,19 +225,10 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const notBefore = Date.now();
     const queueId = await submit(t.port, { from: SENDER, to: ['hook@example.org'] }, originalMessage({ subject: 'Webhook test', messageId: 'h1@client.test' }));
 
-    const [dsnMail] = await bounceSink.waitFor(1);
-    if (!dsnMail) throw new Error('no DSN');
+    const dsnMail = await firstMessage(bounceSink);
     expect(dsnMail.envelope.from).toBe('');
     expect(dsnMail.envelope.to).toEqual([SENDER]);
-    await expectDsn(dsnMail.raw, {
-      originalSender: SENDER,
-      subject: 'Webhook test',
-      messageId: 'h1@client.test',
-      notBefore,
-      recipients: [
-        { address: 'hook@example.org', action: 'failed', status: '5.0.0', diagnostic: 'http; HTTP 400 Bad Request', reason: 'HTTP 400 Bad Request' },
-      ],
-    });
+    await expectDsn(dsnMail.raw, { originalSender: SENDER, subject: 'Webhook test', messageId: 'h1@client.test', notBefore, recipients: [http400('hook@example.org')] });
 
     await sleep(QUIET_MS);
     expect(hook.requests).toHaveLength(1); // 400 is FAIL: no retry
@@ -257,8 +248,7 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
       originalMessage({ subject: 'Two of them', messageId: 'two@client.test', to: 'bob@example.org, carol@example.org' }),
     );
 
-    const [dsnMail] = await bounceSink.waitFor(1);
-    if (!dsnMail) throw new Error('no DSN');
+    const dsnMail = await firstMessage(bounceSink);
     expect(dsnMail.envelope).toEqual({ from: '', to: [SENDER] });
     await expectDsn(dsnMail.raw, {
       originalSender: SENDER,
@@ -266,7 +256,7 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
       messageId: 'two@client.test',
       notBefore,
       recipients: [
-        { address: 'bob@example.org', action: 'failed', status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 <bob@example.org>: no such user', reason: 'no such user' },
+        noSuchUser('bob@example.org'),
         {
           address: 'carol@example.org',
           action: 'failed',
@@ -292,17 +282,8 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
       originalMessage({ subject: 'Half', messageId: 'half@client.test' }),
     );
 
-    const [dsnMail] = await bounceSink.waitFor(1);
-    if (!dsnMail) throw new Error('no DSN');
-    await expectDsn(dsnMail.raw, {
-      originalSender: SENDER,
-      subject: 'Half',
-      messageId: 'half@client.test',
-      notBefore,
-      recipients: [
-        { address: 'bob@example.org', action: 'failed', status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 <bob@example.org>: no such user', reason: 'no such user' },
-      ],
-    });
+    const dsnMail = await firstMessage(bounceSink);
+    await expectDsn(dsnMail.raw, { originalSender: SENDER, subject: 'Half', messageId: 'half@client.test', notBefore, recipients: [noSuchUser('bob@example.org')] });
     expect(upstream.messages.map((m) => m.envelope.to)).toEqual([['dave@example.org']]);
     await sleep(QUIET_MS);
     expect(bounceSink.messages).toHaveLength(1);
@@ -338,21 +319,12 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const notBefore = Date.now();
     const queueId = await submit(t.port, { from: SENDER, to: ['bob@example.org'] }, originalMessage({ subject: 'Slow', messageId: 'slow@client.test' }));
 
-    const [dsnMail] = await bounceSink.waitFor(1, 8000);
-    if (!dsnMail) throw new Error('no DSN');
+    const dsnMail = await firstMessage(bounceSink, 8000);
     const elapsed = dsnMail.receivedAt.getTime() - notBefore;
     expect(elapsed).toBeGreaterThanOrEqual(3000);
     expect(elapsed).toBeLessThan(5000);
     expect(dsnMail.envelope).toEqual({ from: '', to: [SENDER] });
-    await expectDsn(dsnMail.raw, {
-      originalSender: SENDER,
-      subject: 'Slow',
-      messageId: 'slow@client.test',
-      notBefore,
-      recipients: [
-        { address: 'bob@example.org', action: 'failed', status: /^4\.(4\.7|3\.0)$/, diagnostic: 'smtp; 451 4.3.0 try again later', reason: 'try again later' },
-      ],
-    });
+    await expectDsn(dsnMail.raw, { originalSender: SENDER, subject: 'Slow', messageId: 'slow@client.test', notBefore, recipients: [triedAgainLater('failed')] });
 
     // The outcome that queued the DSN was written with it, so the attempts are final by now.
     const [delivery] = await deliveriesOf(t, queueId);
@@ -408,15 +380,7 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     expect(delayedAfter).toBeGreaterThanOrEqual(1000);
     expect(delayedAfter).toBeLessThan(2500);
     expect(delayed.envelope).toEqual({ from: '', to: [SENDER] });
-    const delayDsn = await expectDsn(delayed.raw, {
-      originalSender: SENDER,
-      subject: 'Late',
-      messageId: 'late@client.test',
-      notBefore,
-      recipients: [
-        { address: 'bob@example.org', action: 'delayed', status: /^4\.(4\.7|3\.0)$/, diagnostic: 'smtp; 451 4.3.0 try again later', reason: 'try again later' },
-      ],
-    });
+    const delayDsn = await expectDsn(delayed.raw, { originalSender: SENDER, subject: 'Late', messageId: 'late@client.test', notBefore, recipients: [triedAgainLater('delayed')] });
     // Will-Retry-Until is the end of the queue lifetime (createdAt + 3 s), to the second.
     const until = Date.parse(delayDsn.recipients[0]?.['will-retry-until'] ?? '');
     expect(Math.abs(until - (notBefore + 3000))).toBeLessThanOrEqual(2000);
@@ -428,15 +392,7 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const failed = all[1];
     if (!failed) throw new Error('no final DSN');
     expect(failed.receivedAt.getTime() - notBefore).toBeGreaterThanOrEqual(3000);
-    await expectDsn(failed.raw, {
-      originalSender: SENDER,
-      subject: 'Late',
-      messageId: 'late@client.test',
-      notBefore,
-      recipients: [
-        { address: 'bob@example.org', action: 'failed', status: /^4\.(4\.7|3\.0)$/, diagnostic: 'smtp; 451 4.3.0 try again later', reason: 'try again later' },
-      ],
-    });
+    await expectDsn(failed.raw, { originalSender: SENDER, subject: 'Late', messageId: 'late@client.test', notBefore, recipients: [triedAgainLater('failed')] });
 
     await sleep(QUIET_MS);
     expect(bounceSink.messages).toHaveLength(2);
@@ -457,19 +413,10 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const notBefore = Date.now();
     const queueId = await submit(t.port, { from: SENDER, to: ['bob@example.org'] }, originalMessage({ subject: 'Retry the DSN', messageId: 'rd@client.test' }));
 
-    const [dsnMail] = await bounceSink.waitFor(1);
-    if (!dsnMail) throw new Error('no DSN');
+    const dsnMail = await firstMessage(bounceSink);
     expect(dsnTries).toBe(2);
     expect(dsnMail.envelope).toEqual({ from: '', to: [SENDER] });
-    await expectDsn(dsnMail.raw, {
-      originalSender: SENDER,
-      subject: 'Retry the DSN',
-      messageId: 'rd@client.test',
-      notBefore,
-      recipients: [
-        { address: 'bob@example.org', action: 'failed', status: '5.1.1', diagnostic: 'smtp; 550 5.1.1 <bob@example.org>: no such user', reason: 'no such user' },
-      ],
-    });
+    await expectDsn(dsnMail.raw, { originalSender: SENDER, subject: 'Retry the DSN', messageId: 'rd@client.test', notBefore, recipients: [noSuchUser('bob@example.org')] });
 
     const dsn = await expectBouncedWithOneDsn(t, queueId, dsnMail.raw, ['bob@example.org']);
     await waitForState(t, dsn.id, 'delivered');
@@ -487,10 +434,15 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     const queueId = await submit(t.port, { from: SENDER, to: ['bob@example.org'] }, originalMessage({ subject: 'Dead end', messageId: 'dead@client.test' }));
 
     await waitForState(t, queueId, 'bounced');
-    const [dsn] = await waitUntil(async () => {
-      const found = await dsnsOf(t.relay.spool, queueId);
-      return found.length > 0 ? found : undefined;
-    }, 'the DSN in the spool');
+    const [dsn] = await waitUntil(
+      'the DSN in the spool',
+      async () => {
+        const found = await dsnsOf(t.relay.spool, queueId);
+        return found.length > 0 ? found : undefined;
+      },
+      5000,
+      25,
+    );
     if (!dsn) throw new Error('no DSN');
     expect(dsn.sender).toBe('');
     const dsnAfter = await waitForState(t, dsn.id, 'bounced');
@@ -534,15 +486,7 @@ describe('Bounces (RFC 3464 delivery status notifications)', () => {
     expect(request.body.toString('latin1')).toMatch(/^Content-Type: multipart\/report;\s*report-type=delivery-status;/im);
     const dsnRecord = (await dsnsOf(t.relay.spool, queueId))[0];
     expect(request.headers['x-onward-queue-id']).toBe(dsnRecord?.id);
-    await expectDsn(request.body, {
-      originalSender: SENDER,
-      subject: 'HTTP only',
-      messageId: 'ho@client.test',
-      notBefore,
-      recipients: [
-        { address: 'hook@example.org', action: 'failed', status: '5.0.0', diagnostic: 'http; HTTP 400 Bad Request', reason: 'HTTP 400 Bad Request' },
-      ],
-    });
+    await expectDsn(request.body, { originalSender: SENDER, subject: 'HTTP only', messageId: 'ho@client.test', notBefore, recipients: [http400('hook@example.org')] });
 
     await sleep(QUIET_MS);
     expect(bounceHook.requests).toHaveLength(1);

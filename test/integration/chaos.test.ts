@@ -6,11 +6,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { BUILT_CLI, REPO_ROOT as ROOT } from '../helpers/common.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CHAOS = join(ROOT, 'bench', 'chaos.mjs');
 /** The harness bounds itself; this is the backstop for a hung child. */
 const CHILD_LIMIT_MS = 150_000;
@@ -41,7 +40,7 @@ function runChaos(args: readonly string[]): Promise<Run> {
 
 describe('chaos harness (bench/chaos.mjs)', () => {
   beforeAll(() => {
-    if (!existsSync(join(ROOT, 'dist', 'cli', 'index.js'))) {
+    if (!existsSync(BUILT_CLI)) {
       execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
     }
   }, 120_000);

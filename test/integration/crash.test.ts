@@ -7,17 +7,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import nodemailer from 'nodemailer';
-import { freePort, messageBytes, queuedId, readSpool, testConfigYaml } from '../helpers/relay.js';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin', 'onward');
+import { BIN, BUILT_CLI, freePort, makeTempDir, queuedId, removeDir, REPO_ROOT } from '../helpers/common.js';
+import { messageBytes, readSpool, testConfigYaml } from '../helpers/relay.js';
 
 const LANES = 8;
 const KILLS = 3;
@@ -71,13 +67,13 @@ describe('crash safety of acknowledged messages', () => {
       await exited(child);
     }
     child = null;
-    if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    if (dir) await removeDir(dir);
     dir = null;
   });
 
   it('keeps every message answered 250 through repeated SIGKILLs under concurrent load', async () => {
-    expect(existsSync(join(ROOT, 'dist', 'cli', 'index.js'))).toBe(true); // run `npm run build` first
-    dir = await mkdtemp(join(tmpdir(), 'onward-crash-'));
+    expect(existsSync(BUILT_CLI)).toBe(true); // run `npm run build` first
+    dir = await makeTempDir('onward-crash-');
     const port = await freePort();
     const configPath = join(dir, 'onward.yaml');
     await writeFile(configPath, testConfigYaml(dir, `listen: [{ host: 127.0.0.1, port: ${port} }]\nshutdownGrace: 2s`));
@@ -88,7 +84,7 @@ describe('crash safety of acknowledged messages', () => {
     let refusedOrCut = 0;
 
     const runRound = async (round: number, stopAfter: number | null): Promise<void> => {
-      const proc = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      const proc = spawn(process.execPath, [BIN, 'serve', '--config', configPath], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
       child = proc;
       let stderr = '';
       proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -4,14 +4,13 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from '@jest/globals';
+import { queuedId, sendRaw } from '../helpers/common.js';
 import {
   RawSmtpClient,
   messageBytes,
-  queuedId,
   readSpool,
   refusal,
   sampleMessage,
-  sendRaw,
   smtpConversation,
   transaction,
   useTestRelays,
@@ -154,11 +153,11 @@ describe('SMTP ingress replies', () => {
 
   it('relays for a client outside allowNetworks that authenticates as a relay.users user, and refuses bad credentials with "535 5.7.8"', async () => {
     const t = await start('relay: { allowNetworks: [10.0.0.0/8], users: [{ username: app1, password: s3cret }], allowInsecureAuth: true }');
-    const bad = await refusal(sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { user: 'app1', pass: 'wrong' }));
+    const bad = await refusal(sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { auth: { user: 'app1', pass: 'wrong' } }));
     expect(bad).toBe('535 5.7.8 Authentication credentials invalid');
-    const unknown = await refusal(sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { user: 'nobody', pass: 's3cret' }));
+    const unknown = await refusal(sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { auth: { user: 'nobody', pass: 's3cret' } }));
     expect(unknown).toBe('535 5.7.8 Authentication credentials invalid');
-    const id = queuedId(await sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { user: 'app1', pass: 's3cret' }));
+    const id = queuedId(await sendRaw(t.port, { from: FROM, to: TO }, sampleMessage(), { auth: { user: 'app1', pass: 's3cret' } }));
     await t.relay.close();
     const stored = await readSpool(t.spoolPath);
     expect(stored.map((s) => [s.message.id, s.message.client.user])).toEqual([[id, 'app1']]);

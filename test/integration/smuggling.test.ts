@@ -4,7 +4,8 @@
  * go over a raw socket exactly as written; the spool is read back from disk afterwards.
  */
 import { describe, expect, it } from '@jest/globals';
-import { RawSmtpClient, messageBytes, queuedId, readSpool, smtpConversation, useTestRelays } from '../helpers/relay.js';
+import { queuedId } from '../helpers/common.js';
+import { RawSmtpClient, messageBytes, readSpool, smtpConversation, useTestRelays, type TestRelay } from '../helpers/relay.js';
 
 const HEAD = 'EHLO client.test\r\nMAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\n';
 const SMUGGLED =
@@ -14,6 +15,19 @@ const SMUGGLED =
 function smugglingSession(fakeEnd: string): Buffer {
   const payload = `From: sender@example.com\r\nSubject: first\r\n\r\nfirst message${fakeEnd}${SMUGGLED}`;
   return Buffer.from(`${HEAD}${payload}.\r\nQUIT\r\n`, 'latin1');
+}
+
+/**
+ * Plays `session` (EHLO, MAIL, RCPT, DATA, the payload, QUIT), expects the one end-of-data
+ * refused with 550 and nothing stored once the relay stops; resolves with the refusal's text.
+ */
+async function expectRefusedNothingStored(t: TestRelay, session: string | Buffer): Promise<string | undefined> {
+  const { replies } = await smtpConversation(t.port, typeof session === 'string' ? Buffer.from(session, 'latin1') : session);
+  // EHLO, MAIL, RCPT, DATA 354, the single end-of-data answer, QUIT: no second transaction ran.
+  expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
+  await t.relay.close();
+  expect(await readSpool(t.spoolPath)).toEqual([]);
+  return replies[4]?.text;
 }
 
 const FAKE_ENDS: readonly [string, string][] = [
@@ -31,42 +45,24 @@ describe('SMTP smuggling with smtp.bareLineEndings: reject (the default)', () =>
 
   it.each(FAKE_ENDS)('refuses a %s end-of-data followed by a smuggled MAIL FROM with a 5xx and stores nothing', async (_name, fakeEnd) => {
     const t = await start();
-    const { replies } = await smtpConversation(t.port, smugglingSession(fakeEnd));
-    // EHLO, MAIL, RCPT, DATA 354, the single end-of-data answer, QUIT: no second transaction ran.
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
-    expect(replies[4]?.text).toMatch(/^5\.6\.0 Message contains a bare (LF|CR); lines must end with CRLF$/);
-
-    await t.relay.close();
-    expect(await readSpool(t.spoolPath)).toEqual([]);
+    expect(await expectRefusedNothingStored(t, smugglingSession(fakeEnd))).toMatch(/^5\.6\.0 Message contains a bare (LF|CR); lines must end with CRLF$/);
   });
 
   it('refuses a bare LF inside a line with a 5xx and stores nothing', async () => {
     const t = await start();
     const session = `${HEAD}Subject: lf\r\n\r\nline one\nline two\r\n.\r\nQUIT\r\n`;
-    const { replies } = await smtpConversation(t.port, Buffer.from(session, 'latin1'));
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
-    expect(replies[4]?.text).toContain('bare LF');
-    await t.relay.close();
-    expect(await readSpool(t.spoolPath)).toEqual([]);
+    expect(await expectRefusedNothingStored(t, session)).toContain('bare LF');
   });
 
   it('refuses a bare CR inside a line with a 5xx and stores nothing', async () => {
     const t = await start();
     const session = `${HEAD}Subject: cr\r\n\r\nline one\rline two\r\n.\r\nQUIT\r\n`;
-    const { replies } = await smtpConversation(t.port, Buffer.from(session, 'latin1'));
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
-    expect(replies[4]?.text).toContain('bare CR');
-    await t.relay.close();
-    expect(await readSpool(t.spoolPath)).toEqual([]);
+    expect(await expectRefusedNothingStored(t, session)).toContain('bare CR');
   });
 
   it('refuses a bare LF in the header block (a header line ending in LF) with a 5xx', async () => {
     const t = await start();
-    const session = `${HEAD}Subject: lf\nX-Injected: yes\r\n\r\nbody\r\n.\r\nQUIT\r\n`;
-    const { replies } = await smtpConversation(t.port, Buffer.from(session, 'latin1'));
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
-    await t.relay.close();
-    expect(await readSpool(t.spoolPath)).toEqual([]);
+    await expectRefusedNothingStored(t, `${HEAD}Subject: lf\nX-Injected: yes\r\n\r\nbody\r\n.\r\nQUIT\r\n`);
   });
 
   it('refuses <LF>.<LF> smuggling however the bytes are split into TCP segments', async () => {
@@ -140,10 +136,6 @@ describe('SMTP smuggling with smtp.bareLineEndings: normalize', () => {
   ])('still refuses %s with a 5xx and stores nothing', async (_name, body) => {
     const t = await start('smtp: { bareLineEndings: normalize }');
     const session = `${HEAD}Subject: cr\r\n\r\n${body}.\r\nQUIT\r\n`;
-    const { replies } = await smtpConversation(t.port, Buffer.from(session, 'latin1'));
-    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
-    expect(replies[4]?.text).toContain('bare CR');
-    await t.relay.close();
-    expect(await readSpool(t.spoolPath)).toEqual([]);
+    expect(await expectRefusedNothingStored(t, session)).toContain('bare CR');
   });
 });

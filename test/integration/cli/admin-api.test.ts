@@ -2,13 +2,13 @@
  * SPEC 6: the admin API — loopback by default, a token required off loopback, probes open,
  * Prometheus metrics that move with traffic — and `onward send` (SPEC 1) against it.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { freePort, waitUntil } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
 import {
   adminRequest,
   apiShow,
   cliJson,
-  freePort,
   makeCliEnv,
   metricValue,
   rawMessage,
@@ -16,8 +16,7 @@ import {
   spawnServe,
   startServe,
   submit,
-  Teardown,
-  waitUntil,
+  useCliTeardown,
   type CliEnv,
   type ServeProcess,
   type StatsJson,
@@ -33,8 +32,7 @@ async function scrapeMetrics(env: CliEnv): Promise<string> {
 }
 
 describe('the admin API', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useCliTeardown();
 
   it('is refused off loopback without admin.token: serve exits 1 and check-config exits 1, both naming admin.token', async () => {
     const env = await makeCliEnv();

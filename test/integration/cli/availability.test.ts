@@ -3,19 +3,17 @@
  * stops early; offline CLIs and `serve` take turns on the LevelDB lock instead of failing
  * with a lock error; with neither a relay nor a spool the CLI exits 2.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { freePort, sleep, waitUntil } from '../../helpers/common.js';
 import {
   apiStats,
   cliJson,
-  freePort,
   makeCliEnv,
   openSpoolAt,
   runCli,
   seedSpool,
-  sleep,
   spawnServe,
-  Teardown,
-  waitUntil,
+  useCliTeardown,
   type CliEnv,
   type CliResult,
   type ListEntryJson,
@@ -33,8 +31,7 @@ function rows(r: CliResult): string[] {
 }
 
 describe('the spool CLI on a large spool', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useCliTeardown();
 
   let env: CliEnv; // the 2,000-message spool, shared by the first two tests
 

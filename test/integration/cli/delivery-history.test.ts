@@ -3,13 +3,13 @@
  * deliveries (two HTTP targets) fails a few times on a 300ms schedule before it settles:
  * one delivery ends delivered after two ERRORs, the other failed on a FAIL after one ERROR.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { waitUntil } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import { apiShow, cliJson, makeCliEnv, runCli, startServe, submit, Teardown, waitUntil, type ShowJson } from '../../helpers/cli.js';
+import { apiShow, cliJson, makeCliEnv, runCli, startServe, submit, useCliTeardown, type ShowJson } from '../../helpers/cli.js';
 
 describe('spool show', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useCliTeardown();
 
   it('lists every attempt of every delivery with its outcome and reply, the same while running and when stopped', async () => {
     const scripts: Record<string, number[]> = { a: [503, 503, 200], b: [503, 400] };

@@ -3,25 +3,13 @@
  * honours them: held stays held (and is not delivered), released is delivered, deleted is
  * gone, retried is due at once instead of after the 1h schedule step.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { sleep, waitUntil } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import {
-  apiShow,
-  cliJson,
-  makeCliEnv,
-  openSpoolAt,
-  runCli,
-  seedSpool,
-  sleep,
-  startServe,
-  Teardown,
-  waitUntil,
-  type ListEntryJson,
-} from '../../helpers/cli.js';
+import { apiShow, cliJson, makeCliEnv, openSpoolAt, runCli, seedSpool, startServe, useCliTeardown, type ListEntryJson } from '../../helpers/cli.js';
 
 describe('acting on the stopped spool, then starting the relay', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useCliTeardown();
 
   it('keeps a message held offline held and undelivered, delivers the released one, forgets the deleted one and tries the retried one at once', async () => {
     let answer = 503;

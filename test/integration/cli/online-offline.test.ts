@@ -4,7 +4,8 @@
  * child, real `onward spool ...` children, an HTTP sink answering 503 (so messages stay
  * deferred on a 1h schedule) and an SMTP sink carrying the DSNs (`bounces.via`).
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { sleep, waitUntil } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
 import { startSmtpSink, type SmtpSink } from '../../helpers/smtp-sink.js';
 import {
@@ -17,11 +18,9 @@ import {
   rawMessage,
   runCli,
   seedSpool,
-  sleep,
   startServe,
   submit,
-  Teardown,
-  waitUntil,
+  useCliTeardown,
   type CliEnv,
   type CliResult,
   type ListEntryJson,
@@ -63,8 +62,7 @@ const BAD_ID_OFFLINE: readonly (readonly [string, string])[] = [
 ];
 
 describe('spool commands through a running relay and on the stopped spool', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useCliTeardown();
 
   let env: CliEnv;
   let sink: HttpSink;

@@ -4,8 +4,9 @@
  * `circuit.probe`, the first success reopens it and the backlog drains. `retry.maxAge` still applies.
  */
 import { describe, expect, it } from '@jest/globals';
+import { sleep, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import { InFlightGauge, sendMany, simpleMessage, sleep, startDeliveryRelay, useCleanup, waitUntil } from '../../helpers/delivery-relay.js';
+import { InFlightGauge, sendMany, simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const batch = (n: number) => Array.from({ length: n }, () => ({ from: FROM, to: ['a@hooks.test'], raw: simpleMessage({ to: 'a@hooks.test' }) }));
@@ -29,8 +30,8 @@ describe('circuit breaker', () => {
       (await Promise.all(ids.map(async (id) => (await t.relay.spool.getDeliveries(id))[0]!))).map((d) => d.attemptCount);
 
     const ids = await sendMany(t.port, batch(6), 6);
-    await waitUntil(status, (s) => !s.up, 3000, 'the circuit to open');
-    await waitUntil(() => gauge.current, (n) => n === 0, 2000, 'the first wave to finish');
+    await waitForValue(status, (s) => !s.up, 3000, 'the circuit to open');
+    await waitForValue(() => gauge.current, (n) => n === 0, 2000, 'the first wave to finish');
 
     // Observe ~2 s of the open circuit.
     gauge.phase = 'down';
@@ -57,7 +58,7 @@ describe('circuit breaker', () => {
     // The downstream comes back: the next probe succeeds, the circuit closes, everything drains.
     up = true;
     gauge.phase = 'up';
-    await waitUntil(
+    await waitForValue(
       async () => Promise.all(ids.map(async (id) => (await t.relay.spool.getMessage(id))?.state)),
       (states) => states.every((s) => s === 'delivered'),
       3000,
@@ -102,7 +103,7 @@ describe('circuit breaker', () => {
     defer(() => t.close());
 
     const ids = await sendMany(t.port, batch(4), 4);
-    await waitUntil(
+    await waitForValue(
       async () => Promise.all(ids.map(async (id) => (await t.relay.spool.getMessage(id))?.state)),
       (states) => states.every((s) => s === 'bounced'),
       2000,

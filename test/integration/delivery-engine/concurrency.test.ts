@@ -3,12 +3,11 @@
  * contention signals (429) halve the live value toward 1, successes raise it again.
  * The sink counts simultaneous requests itself.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
+import { closedPort, makeTempDir, removeDir, sleep, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import { closedPort, InFlightGauge, sendMany, simpleMessage, sleep, startDeliveryRelay, useCleanup, waitUntil } from '../../helpers/delivery-relay.js';
+import { InFlightGauge, sendMany, simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 
@@ -37,7 +36,7 @@ describe('per-target concurrency', () => {
     // Phase 1: an available downstream, 16 messages at once: the bound is reached, never exceeded.
     gauge.phase = 'ok';
     await sendMany(t.port, batch(16, 'a@hooks.test'), 8);
-    await waitUntil(ok, (n) => n >= 16, 8000, '16 deliveries');
+    await waitForValue(ok, (n) => n >= 16, 8000, '16 deliveries');
     expect(gauge.maxIn('ok')).toBe(4);
     expect(t.relay.scheduler.targetStatus().find((s) => s.name === 'hooks')?.concurrency).toBe(4);
 
@@ -46,7 +45,7 @@ describe('per-target concurrency', () => {
     mode = 'busy';
     gauge.phase = 'busy';
     await sendMany(t.port, batch(12, 'a@hooks.test'), 6);
-    await waitUntil(() => gauge.samples.filter((s) => s.phase === 'busy').length, (n) => n >= 20, 8000, '20 requests answered 429');
+    await waitForValue(() => gauge.samples.filter((s) => s.phase === 'busy').length, (n) => n >= 20, 8000, '20 requests answered 429');
     const busy = gauge.samples.filter((s) => s.phase === 'busy');
     // The first wave may still use the bound; once a few 429s came back the limit is down to 1.
     expect(Math.max(...busy.slice(0, 4).map((s) => s.inFlight))).toBeLessThanOrEqual(4);
@@ -57,13 +56,13 @@ describe('per-target concurrency', () => {
     mode = 'ok';
     gauge.phase = 'recovered';
     const queued = await sendMany(t.port, batch(8, 'a@hooks.test'), 4);
-    await waitUntil(
+    await waitForValue(
       async () => (await Promise.all(queued.map((id) => t.relay.spool.getMessage(id)))).every((m) => m?.state === 'delivered'),
       (done) => done,
       10_000,
       'the backlog to drain',
     );
-    await waitUntil(() => t.relay.spool.unfinishedCount(), (n) => n === 0, 10_000, 'every message finished');
+    await waitForValue(() => t.relay.spool.unfinishedCount(), (n) => n === 0, 10_000, 'every message finished');
     const recovered = gauge.samples.filter((s) => s.phase === 'recovered');
     expect(recovered.length).toBeGreaterThanOrEqual(20);
     expect(recovered[0]!.inFlight).toBe(1);
@@ -93,7 +92,7 @@ describe('per-target concurrency', () => {
     });
     defer(() => first.close());
     const ids = await sendMany(first.port, [...batch(6, 'x@a.test'), ...batch(6, 'y@b.test')], 6);
-    await waitUntil(
+    await waitForValue(
       async () => Promise.all(ids.map(async (id) => (await first.relay.spool.getDeliveries(id))[0])),
       (ds) => ds.every((d) => d?.state === 'deferred'),
       10_000, // the setup itself can hit the idle-poll stall below
@@ -122,11 +121,11 @@ describe('per-target concurrency', () => {
     defer(() => sink.close());
     const spare = await startHttpSink();
     defer(() => spare.close());
-    const dir = await mkdtemp(join(tmpdir(), 'onward-shared-'));
-    defer(() => rm(dir, { recursive: true, force: true }));
+    const dir = await makeTempDir('onward-shared-');
+    defer(() => removeDir(dir));
     await sharedTargetRelays(sink.url, spare.url, join(dir, 'spool'));
 
-    await waitUntil(() => sink.requests.length, (n) => n >= 12, 10_000, '12 requests at the shared target');
+    await waitForValue(() => sink.requests.length, (n) => n >= 12, 10_000, '12 requests at the shared target');
 
     expect(gauge.max).toBeLessThanOrEqual(2);
   });
@@ -154,12 +153,12 @@ describe('per-target concurrency', () => {
 
     // Lane `hooks` fills the target: 2 requests held 1.2 s, nothing else queued in that lane ...
     await sendMany(t.port, batch(2, 'x@a.test'), 2);
-    await waitUntil(() => gauge.current, (n) => n === 2, 3000, 'the target to be full');
+    await waitForValue(() => gauge.current, (n) => n === 2, 3000, 'the target to be full');
     const fullSince = Date.now();
     // ... then one message for lane `hooks+spare` arrives and finds it busy; the target has room
     // again ~1.2 s later. The scheduler's idle poll (5 s after start) must not be what starts it.
     const [queueId] = await sendMany(t.port, batch(1, 'y@b.test'), 1);
     expect(Date.now() - fullSince).toBeLessThan(1000); // it really arrived while the target was full
-    await waitUntil(() => t.relay.spool.getMessage(queueId!), (m) => m?.state === 'delivered', 2500, 'the waiting lane to deliver');
+    await waitForValue(() => t.relay.spool.getMessage(queueId!), (m) => m?.state === 'delivered', 2500, 'the waiting lane to deliver');
   });
 });

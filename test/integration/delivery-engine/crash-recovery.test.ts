@@ -4,23 +4,11 @@
  * the same spool. Every accepted message must reach the sink; repeats carry the same
  * Idempotency-Key and a higher X-Onward-Attempt (the attempt cut short counts).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { ensureBuilt, makeTempDir, openSpool, removeDir, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import {
-  deliveryConfigDoc,
-  ensureBuilt,
-  InFlightGauge,
-  sendMany,
-  simpleMessage,
-  spawnRelay,
-  useCleanup,
-  waitUntil,
-  writeConfig,
-} from '../../helpers/delivery-relay.js';
-import { LevelSpool } from '../../../src/spool/index.js';
+import { deliveryConfigDoc, InFlightGauge, sendMany, simpleMessage, spawnRelay, writeConfig } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const COUNT = 30;
@@ -36,8 +24,8 @@ describe('crash during delivery', () => {
     const gauge = new InFlightGauge();
     const sink = await startHttpSink({ respond: () => gauge.track(300, { status: 200 }) });
     defer(() => sink.close());
-    const dir = await mkdtemp(join(tmpdir(), 'onward-crash-'));
-    defer(() => rm(dir, { recursive: true, force: true }));
+    const dir = await makeTempDir('onward-crash-');
+    defer(() => removeDir(dir));
     const configPath = await writeConfig(
       dir,
       deliveryConfigDoc(dir, {
@@ -54,7 +42,7 @@ describe('crash during delivery', () => {
     expect(new Set(ids).size).toBe(COUNT);
 
     // Kill while the sink holds requests that the relay has not seen answered yet.
-    await waitUntil(() => gauge.current, (n) => n >= 1 && sink.requests.length >= 8, 5000, 'deliveries in flight');
+    await waitForValue(() => gauge.current, (n) => n >= 1 && sink.requests.length >= 8, 5000, 'deliveries in flight');
     const inFlightAtKill = gauge.current;
     const beforeKill = sink.requests.length;
     first.kill('SIGKILL');
@@ -64,12 +52,12 @@ describe('crash during delivery', () => {
     const second = await spawnRelay(configPath);
     defer(() => second.kill('SIGKILL'));
     const seen = () => new Set(sink.requests.map((r) => String(r.headers['x-onward-queue-id'])));
-    await waitUntil(seen, (s) => ids.every((id) => s.has(id)), 15_000, 'every accepted message at the sink');
+    await waitForValue(seen, (s) => ids.every((id) => s.has(id)), 15_000, 'every accepted message at the sink');
     // Requests the first relay never saw answered are repeated by the second one: wait until the
     // sink has been idle for a while (the retry step is 200ms), nothing in flight.
     let lastCount = -1;
     let quietSince = Date.now();
-    await waitUntil(
+    await waitForValue(
       () => {
         if (sink.requests.length !== lastCount || gauge.current > 0) {
           lastCount = sink.requests.length;
@@ -85,7 +73,7 @@ describe('crash during delivery', () => {
     // Stop the second relay gracefully, then read the spool it leaves behind.
     second.kill('SIGTERM');
     expect((await second.exited).code).toBe(0);
-    const spool = await LevelSpool.open({ path: join(dir, 'spool'), dedupWindowMs: 86_400_000, retainFinishedMs: 86_400_000 });
+    const spool = await openSpool(join(dir, 'spool'));
     defer(() => spool.close());
 
     const byKey = new Map<string, { queueId: string; attempt: number }[]>();

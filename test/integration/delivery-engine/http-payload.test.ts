@@ -4,8 +4,9 @@
  */
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
+import { useCleanup } from '../../helpers/common.js';
 import { startHttpSink, type HttpSinkRequest } from '../../helpers/http-sink.js';
-import { startDeliveryRelay, useCleanup } from '../../helpers/delivery-relay.js';
+import { startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const crlf = (lines: string[]): string => lines.join('\r\n');

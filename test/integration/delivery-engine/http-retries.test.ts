@@ -4,8 +4,9 @@
  * the retry schedule (SPEC section 4, the outcome table at the top).
  */
 import { describe, expect, it } from '@jest/globals';
+import { closedPort, sleep, useCleanup } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
-import { closedPort, simpleMessage, sleep, startDeliveryRelay, useCleanup } from '../../helpers/delivery-relay.js';
+import { simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const TO = 'rcpt@hooks.test';

@@ -4,18 +4,10 @@
  * within one attempt on ERROR, never on FAIL.
  */
 import { describe, expect, it } from '@jest/globals';
+import { closedPort, sleep, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { startSmtpSink } from '../../helpers/smtp-sink.js';
-import {
-  closedPort,
-  InFlightGauge,
-  sendMany,
-  simpleMessage,
-  sleep,
-  startDeliveryRelay,
-  useCleanup,
-  waitUntil,
-} from '../../helpers/delivery-relay.js';
+import { InFlightGauge, sendMany, simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 
@@ -150,7 +142,7 @@ describe('failover between targets', () => {
 
     const messages = Array.from({ length: 8 }, () => ({ from: FROM, to: ['a@hooks.test'], raw: simpleMessage({ to: 'a@hooks.test' }) }));
     await sendMany(t.port, messages, 8);
-    await waitUntil(() => backup.requests.length, (n) => n >= 8, 8000, 'backup requests');
+    await waitForValue(() => backup.requests.length, (n) => n >= 8, 8000, 'backup requests');
 
     expect(gauge.max).toBeLessThanOrEqual(2);
   });

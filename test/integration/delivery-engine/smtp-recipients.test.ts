@@ -3,8 +3,9 @@
  * answered differently at RCPT TO by a real SMTP sink on loopback.
  */
 import { describe, expect, it } from '@jest/globals';
+import { sleep, useCleanup } from '../../helpers/common.js';
 import { startSmtpSink } from '../../helpers/smtp-sink.js';
-import { simpleMessage, sleep, startDeliveryRelay, useCleanup } from '../../helpers/delivery-relay.js';
+import { simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const REJECTED = 'nobody@mail.test';

@@ -1,10 +1,10 @@
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { FileTargetConfig } from '../../../src/config/types.js';
 import { createFileTransport } from '../../../src/delivery/file.js';
 import type { DeliveryJob } from '../../../src/delivery/types.js';
+import { makeTempDir, removeDir, useCleanup } from '../../helpers/common.js';
 
 const BODY = Buffer.from('From: a@example.com\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nbody\r\n', 'utf8');
 
@@ -25,13 +25,10 @@ function target(path: string): FileTargetConfig {
 }
 
 describe('file transport', () => {
-  const dirs: string[] = [];
-  afterEach(async () => {
-    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-  });
+  const defer = useCleanup();
   const tempDir = async (): Promise<string> => {
-    const dir = await mkdtemp(join(tmpdir(), 'onward-file-'));
-    dirs.push(dir);
+    const dir = await makeTempDir('onward-file-');
+    defer(() => removeDir(dir));
     return dir;
   };
 

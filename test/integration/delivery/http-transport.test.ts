@@ -1,10 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import type { HttpTargetConfig } from '../../../src/config/types.js';
 import { createHttpTransport } from '../../../src/delivery/http.js';
 import type { DeliveryJob, Transport } from '../../../src/delivery/types.js';
+import { closedPort } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
 
 const crlf = (lines: string[]): Buffer => Buffer.from(lines.join('\r\n'), 'utf8');
@@ -280,12 +279,3 @@ describe('HTTP transport', () => {
     expect(sink.requests).toHaveLength(0);
   });
 });
-
-/** A port nothing listens on: bind one, then let it go. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

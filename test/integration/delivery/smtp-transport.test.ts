@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import type { SmtpTargetConfig } from '../../../src/config/types.js';
 import { createSmtpTransport } from '../../../src/delivery/smtp.js';
 import type { DeliveryJob, Transport } from '../../../src/delivery/types.js';
+import { closedPort, useCleanup } from '../../helpers/common.js';
 import { startSmtpSink, type SmtpSink, type SmtpSinkOptions } from '../../helpers/smtp-sink.js';
 
 const BODY = Buffer.from(
@@ -55,18 +56,15 @@ function target(port: number, overrides: Partial<SmtpTargetConfig> = {}): SmtpTa
 }
 
 describe('SMTP transport', () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  });
+  const defer = useCleanup();
   const sinkAndTransport = async (
     sinkOptions: SmtpSinkOptions = {},
     overrides: Partial<SmtpTargetConfig> = {},
   ): Promise<{ sink: SmtpSink; transport: Transport }> => {
     const sink = await startSmtpSink(sinkOptions);
-    cleanups.push(() => sink.close());
+    defer(() => sink.close());
     const transport = createSmtpTransport(target(sink.port, overrides), { heloName: 'relay.test' });
-    cleanups.push(() => transport.close());
+    defer(() => transport.close());
     return { sink, transport };
   };
 
@@ -164,7 +162,7 @@ describe('SMTP transport', () => {
   it('defers with contention when the connection is refused', async () => {
     const port = await closedPort();
     const transport = createSmtpTransport(target(port));
-    cleanups.push(() => transport.close());
+    defer(() => transport.close());
     const result = await transport.deliver(job());
     expect(result.recipients[0]).toEqual({
       address: 'bob@example.org',
@@ -176,9 +174,9 @@ describe('SMTP transport', () => {
 
   it('defers with contention when the server never greets', async () => {
     const { server, port } = await silentServer();
-    cleanups.push(() => closeServer(server));
+    defer(() => closeServer(server));
     const transport = createSmtpTransport(target(port, { timeoutMs: 200 }));
-    cleanups.push(() => transport.close());
+    defer(() => transport.close());
     const result = await transport.deliver(job());
     expect(result.recipients[0]?.outcome).toBe('error');
     expect(result.recipients[0]?.reply.code).toBeNull();
@@ -238,12 +236,6 @@ function selfSignedPair(): { key: string; cert: string } | null {
   } catch {
     return null;
   }
-}
-
-async function closedPort(): Promise<number> {
-  const { server, port } = await silentServer();
-  await closeServer(server);
-  return port;
 }
 
 /** Accepts connections and says nothing: a greeting that never comes. */

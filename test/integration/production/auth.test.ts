@@ -6,26 +6,12 @@
  * one gets 250 and the spool records the user.
  */
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { hash as argon2Hash } from '@node-rs/argon2';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import bcrypt from 'bcryptjs';
 import { hashPassword } from '../../../src/smtp/auth.js';
-import {
-  SmtpWire,
-  Teardown,
-  b64,
-  makeCertificate,
-  messageText,
-  plainAuth,
-  queueIdOf,
-  removeDir,
-  startInProcess,
-  tempDir,
-  transaction,
-  type Certificate,
-  type InProcessRelay,
-} from '../../helpers/production.js';
+import { outboxRoute, useTeardown } from '../../helpers/common.js';
+import { b64, makeCertificate, messageText, openSession, openWire, plainAuth, queueIdOf, startInProcess, transaction, type InProcessRelay, type SmtpWire } from '../../helpers/production.js';
 
 const PASSWORDS = {
   plain: 'env-supplied-Pa55',
@@ -37,17 +23,13 @@ type Kind = keyof typeof PASSWORDS;
 const KINDS = Object.keys(PASSWORDS) as Kind[];
 
 describe('AUTH against relay.users over TLS', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
-  let dir: string;
-  let cert: Certificate;
+  const cleanup = useTeardown();
   let relay: InProcessRelay;
   let tlsPort: number;
 
   beforeAll(async () => {
-    dir = tempDir('auth');
-    cleanup.add(() => removeDir(dir));
-    cert = makeCertificate(dir);
+    const dir = cleanup.tempDir('prod-auth');
+    const cert = makeCertificate(dir);
     const users = [
       { username: 'user-plain', password: '${ONWARD_TEST_PLAIN_PASSWORD}' },
       { username: 'user-bcrypt', password: bcrypt.hashSync(PASSWORDS.bcrypt, 8) },
@@ -62,8 +44,7 @@ describe('AUTH against relay.users over TLS', () => {
         tls: { key: cert.keyPath, cert: cert.certPath },
         relay: { allowNetworks: ['10.0.0.0/8'], users },
         limits: { maxAuthFailures: 100 },
-        targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-        routes: [{ match: '*', target: 'outbox' }],
+        ...outboxRoute(dir),
       },
       { ONWARD_TEST_PLAIN_PASSWORD: PASSWORDS.plain },
     );
@@ -72,8 +53,7 @@ describe('AUTH against relay.users over TLS', () => {
   });
 
   async function session(): Promise<SmtpWire> {
-    const wire = await SmtpWire.connect(tlsPort, { implicitTls: {} });
-    cleanup.add(() => wire.close());
+    const wire = await openWire(cleanup, tlsPort, { implicitTls: {} });
     expect((await wire.read()).code).toBe(220);
     expect((await wire.command('EHLO client.test')).code).toBe(250);
     return wire;
@@ -118,27 +98,17 @@ describe('AUTH against relay.users over TLS', () => {
 });
 
 describe('AUTH failure limit per client IP', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   it('answers 454 4.7.0 after limits.maxAuthFailures failures from one IP, even to the right password and on a new connection', async () => {
-    const dir = tempDir('auth-limit');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-auth-limit');
     const relay = await startInProcess(dir, {
       relay: { allowNetworks: ['10.0.0.0/8'], users: [{ username: 'app', password: 'right-password' }], allowInsecureAuth: true },
       limits: { maxAuthFailures: 3 },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
+      ...outboxRoute(dir),
     });
     cleanup.add(() => relay.close());
-    const port = relay.ports[0] ?? 0;
-    const open = async (): Promise<SmtpWire> => {
-      const wire = await SmtpWire.connect(port);
-      cleanup.add(() => wire.close());
-      await wire.read();
-      await wire.command('EHLO client.test');
-      return wire;
-    };
+    const open = (): Promise<SmtpWire> => openSession(cleanup, relay.ports[0] ?? 0);
 
     const first = await open();
     // Control: the right password works before the limit is reached.
@@ -155,28 +125,16 @@ describe('AUTH failure limit per client IP', () => {
 });
 
 describe('relay policy for a client outside relay.allowNetworks', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   async function relayWith(users: { username: string; password: string }[]): Promise<InProcessRelay> {
-    const dir = tempDir('policy');
-    cleanup.add(() => removeDir(dir));
-    const relay = await startInProcess(dir, {
-      relay: { allowNetworks: ['10.0.0.0/8'], users, allowInsecureAuth: true },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
-    });
+    const dir = cleanup.tempDir('prod-policy');
+    const relay = await startInProcess(dir, { relay: { allowNetworks: ['10.0.0.0/8'], users, allowInsecureAuth: true }, ...outboxRoute(dir) });
     cleanup.add(() => relay.close());
     return relay;
   }
 
-  async function open(relay: InProcessRelay): Promise<SmtpWire> {
-    const wire = await SmtpWire.connect(relay.ports[0] ?? 0);
-    cleanup.add(() => wire.close());
-    await wire.read();
-    await wire.command('EHLO client.test');
-    return wire;
-  }
+  const open = (relay: InProcessRelay): Promise<SmtpWire> => openSession(cleanup, relay.ports[0] ?? 0);
 
   const message = messageText({ from: 'app@client.test', to: 'to@example.org', subject: 'policy' });
 

@@ -3,42 +3,24 @@
  * `limits.maxErrors` error replies is cut off with 421 4.7.0 while others carry on, and a
  * silent session is closed after `limits.idleTimeout`.
  */
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  SmtpWire,
-  Teardown,
-  messageText,
-  queueIdOf,
-  removeDir,
-  sleep,
-  startInProcess,
-  tempDir,
-  type InProcessRelay,
-  type SmtpReply,
-} from '../../helpers/production.js';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { outboxRoute, sleep, useTeardown } from '../../helpers/common.js';
+import { messageText, openWire, queueIdOf, startInProcess, type InProcessRelay, type SmtpReply, type SmtpWire } from '../../helpers/production.js';
 
 describe('session limits', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
   let relay: InProcessRelay;
   let port: number;
 
   beforeAll(async () => {
-    const dir = tempDir('limits');
-    cleanup.add(() => removeDir(dir));
-    relay = await startInProcess(dir, {
-      limits: { maxErrors: 5, idleTimeout: '500ms' },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
-    });
+    const dir = cleanup.tempDir('prod-limits');
+    relay = await startInProcess(dir, { limits: { maxErrors: 5, idleTimeout: '500ms' }, ...outboxRoute(dir) });
     cleanup.add(() => relay.close());
     port = relay.ports[0] ?? 0;
   });
 
   async function open(): Promise<SmtpWire> {
-    const wire = await SmtpWire.connect(port);
-    cleanup.add(() => wire.close());
+    const wire = await openWire(cleanup, port);
     expect((await wire.read()).code).toBe(220);
     return wire;
   }

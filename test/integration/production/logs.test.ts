@@ -3,24 +3,10 @@
  * and one per delivery attempt, each with the queue ID; secrets (AUTH passwords, HTTP target
  * headers, the signing secret) never appear anywhere in the output.
  */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { useTeardown, waitUntil, type LogLine, type ServeChild } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
-import {
-  SmtpWire,
-  Teardown,
-  configYaml,
-  messageText,
-  plainAuth,
-  queueIdOf,
-  removeDir,
-  startServeChild,
-  tempDir,
-  transaction,
-  waitUntil,
-  withTimeout,
-  type LogLine,
-  type ServeChild,
-} from '../../helpers/production.js';
+import { configYaml, messageText, openSession, plainAuth, queueIdOf, startServeChild, transaction, withTimeout } from '../../helpers/production.js';
 
 const PASSWORD = 'Pl41n-s3cr3t-pw-7731';
 const WRONG_PASSWORD = 'Wr0ng-gu3ss-pw-0042';
@@ -30,16 +16,14 @@ const FROM = 'app@client.test';
 const TO = 'hook@example.org';
 
 describe('serve log output', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
   let sink: HttpSink;
   let child: ServeChild;
   let queueId: string;
   let refusedReply: string;
 
   beforeAll(async () => {
-    const dir = tempDir('logs');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-logs');
     sink = await startHttpSink({ respond: (_req, i) => (i === 0 ? { status: 503 } : { status: 200 }) });
     cleanup.add(() => sink.close());
     child = await startServeChild(
@@ -56,10 +40,7 @@ describe('serve log output', () => {
     );
     cleanup.add(() => child.kill());
 
-    const wire = await SmtpWire.connect(child.smtpPorts[0] ?? 0);
-    cleanup.add(() => wire.close());
-    await wire.read();
-    await wire.command('EHLO client.test');
+    const wire = await openSession(cleanup, child.smtpPorts[0] ?? 0);
     expect((await wire.command(`AUTH PLAIN ${plainAuth('app', WRONG_PASSWORD)}`)).code).toBe(535);
     expect((await wire.command('AUTH LOGIN')).code).toBe(334);
     await wire.command(Buffer.from('app').toString('base64'));

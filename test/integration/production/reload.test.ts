@@ -5,22 +5,10 @@
  * config stays in force.
  */
 import { writeFileSync } from 'node:fs';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { sleep, useTeardown, type ServeChild } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
-import {
-  SmtpWire,
-  Teardown,
-  configYaml,
-  messageText,
-  queueIdOf,
-  removeDir,
-  sendOne,
-  sleep,
-  startServeChild,
-  tempDir,
-  transaction,
-  type ServeChild,
-} from '../../helpers/production.js';
+import { configYaml, messageText, openWire, queueIdOf, sendOne, startServeChild, transaction } from '../../helpers/production.js';
 
 const FROM = 'app@client.test';
 const TO = 'user@a.test';
@@ -48,12 +36,10 @@ async function send(child: ServeChild, subject: string): Promise<string> {
 }
 
 describe('serve on SIGHUP', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   async function setUp(label: string): Promise<{ dir: string; a: HttpSink; b: HttpSink; child: ServeChild }> {
-    const dir = tempDir(label);
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir(`prod-${label}`);
     const a = await startHttpSink();
     cleanup.add(() => a.close());
     const b = await startHttpSink();
@@ -69,8 +55,7 @@ describe('serve on SIGHUP', () => {
     await a.waitFor(1);
     expect(a.requests[0]?.headers['x-onward-queue-id']).toBe(first);
 
-    const open = await SmtpWire.connect(child.smtpPorts[0] ?? 0);
-    cleanup.add(() => open.close());
+    const open = await openWire(cleanup, child.smtpPorts[0] ?? 0);
     await open.read();
     expect((await open.command('EHLO client.test')).code).toBe(250);
 

@@ -8,19 +8,10 @@
 import { existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { newQueueId } from '../../../src/spool/index.js';
-import {
-  Teardown,
-  messageText,
-  openSpool,
-  removeDir,
-  sleep,
-  startInProcess,
-  tempDir,
-  waitUntil,
-  type LogLine,
-} from '../../helpers/production.js';
+import { openSpool, outboxRoute, sleep, useTeardown, waitUntil, type LogLine } from '../../helpers/common.js';
+import { messageText, startInProcess } from '../../helpers/production.js';
 
 const FROM = 'app@client.test';
 const TO = 'someone@example.org';
@@ -60,12 +51,10 @@ function emlFiles(dir: string): string[] {
 }
 
 describe('relay.close() while deliveries are under way or being claimed', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   it('leaves no delivery running once close() resolves: nothing is written or logged afterwards, and every file written is recorded as delivered', async () => {
-    const dir = tempDir('close');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-close');
     const spoolPath = join(dir, 'spool');
     const outbox = join(dir, 'outbox');
 
@@ -128,11 +117,10 @@ describe('relay.close() while deliveries are under way or being claimed', () => 
     // claim must be handed back or finished, not started after the spool is closed.
     const problems: string[] = [];
     for (let round = 0; round < 4; round++) {
-      const dir = tempDir('close-now');
-      cleanup.add(() => removeDir(dir));
+      const dir = cleanup.tempDir('prod-close-now');
       const logs: LogLine[] = [];
       const outbox = join(dir, 'outbox');
-      const relay = await startInProcess(dir, { targets: { outbox: { type: 'file', path: outbox } }, routes: [{ match: '*', target: 'outbox' }] }, {}, logs);
+      const relay = await startInProcess(dir, outboxRoute(dir), {}, logs);
       cleanup.add(() => relay.close());
       const { closing, queueId } = await submitThenClose(relay.ports[0] ?? 0, () => relay.close());
       await closing;

@@ -5,23 +5,20 @@
  * ever lost (the spool is opened from disk afterwards, and a restart delivers it).
  */
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
+import { openSpool, outboxRoute, sleep, useTeardown, type Teardown } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import {
-  SmtpWire,
-  Teardown,
   configYaml,
   connectOutcome,
   messageText,
-  openSpool,
+  openWire,
   queueIdOf,
-  removeDir,
   sendOne,
-  sleep,
   startServeChild,
-  tempDir,
   withTimeout,
   type SmtpReply,
+  type SmtpWire,
 } from '../../helpers/production.js';
 
 const FROM = 'app@client.test';
@@ -29,8 +26,7 @@ const TO = 'someone@example.org';
 
 /** A session left in DATA with the headers and half the body sent. */
 async function sessionInData(port: number, cleanup: Teardown, subject: string): Promise<{ wire: SmtpWire; rest: string }> {
-  const wire = await SmtpWire.connect(port);
-  cleanup.add(() => wire.close());
+  const wire = await openWire(cleanup, port);
   expect((await wire.read()).code).toBe(220);
   expect((await wire.command('EHLO client.test')).code).toBe(250);
   expect((await wire.command(`MAIL FROM:<${FROM}>`)).code).toBe(250);
@@ -43,20 +39,14 @@ async function sessionInData(port: number, cleanup: Teardown, subject: string): 
 }
 
 function fileTargetYaml(dir: string, extra: Record<string, unknown> = {}): string {
-  return configYaml(dir, {
-    targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-    routes: [{ match: '*', target: 'outbox' }],
-    ...extra,
-  });
+  return configYaml(dir, { ...outboxRoute(dir), ...extra });
 }
 
 describe('serve on SIGTERM and SIGINT', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   it('lets sessions in DATA finish after SIGTERM with 250 and a spooled message, 421s idle sessions, refuses new connections, and exits 0 within shutdownGrace', async () => {
-    const dir = tempDir('sigterm');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-sigterm');
     const child = await startServeChild(dir, fileTargetYaml(dir, { shutdownGrace: '5s' }));
     cleanup.add(() => child.kill());
     const port = child.smtpPorts[0] ?? 0;
@@ -64,8 +54,7 @@ describe('serve on SIGTERM and SIGINT', () => {
     const early = await sendOne(port, FROM, [TO], messageText({ from: FROM, to: TO, subject: 'before the signal' }));
     expect(early.code).toBe(250);
     const inData = await Promise.all([0, 1, 2].map((i) => sessionInData(port, cleanup, `in DATA ${String(i)}`)));
-    const idle = await SmtpWire.connect(port);
-    cleanup.add(() => idle.close());
+    const idle = await openWire(cleanup, port);
     await idle.read();
     expect((await idle.command('EHLO idle.test')).code).toBe(250);
 
@@ -106,8 +95,7 @@ describe('serve on SIGTERM and SIGINT', () => {
   });
 
   it('shuts down gracefully on SIGINT too, exiting 0 with the spool closed cleanly', async () => {
-    const dir = tempDir('sigint');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-sigint');
     const child = await startServeChild(dir, fileTargetYaml(dir, { shutdownGrace: '5s' }));
     cleanup.add(() => child.kill());
     const reply = await sendOne(child.smtpPorts[0] ?? 0, FROM, [TO], messageText({ from: FROM, to: TO, subject: 'then SIGINT' }));
@@ -120,8 +108,7 @@ describe('serve on SIGTERM and SIGINT', () => {
   });
 
   it('exits at once on a second SIGTERM while the first waits for a slow delivery, losing nothing acknowledged; a restart delivers it', async () => {
-    const dir = tempDir('second-signal');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-second-signal');
     const sink = await startHttpSink({ respond: () => ({ status: 200, delayMs: 30_000 }) });
     cleanup.add(() => sink.close());
     const yaml = configYaml(dir, {
@@ -176,8 +163,7 @@ describe('serve on SIGTERM and SIGINT', () => {
     // between takes the default action (killed, no graceful shutdown; SIGHUP kills too).
     const outcomes: string[] = [];
     for (let round = 0; round < 5; round++) {
-      const dir = tempDir('ready-signal');
-      cleanup.add(() => removeDir(dir));
+      const dir = cleanup.tempDir('prod-ready-signal');
       const child = await startServeChild(dir, fileTargetYaml(dir), { settleMs: 0, signalOnReady: 'SIGTERM' });
       cleanup.add(() => child.kill());
       const exit = await withTimeout(child.exited, 8000, 'serve to exit');

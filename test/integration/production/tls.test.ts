@@ -5,20 +5,18 @@
  * once the session is encrypted (unless `relay.allowInsecureAuth`).
  */
 import { X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { outboxRoute, useTeardown } from '../../helpers/common.js';
 import {
   SmtpWire,
-  Teardown,
   ehloKeywords,
   makeCertificate,
   messageText,
+  openWire,
   plainAuth,
   queueIdOf,
-  removeDir,
   startInProcess,
-  tempDir,
   transaction,
   type Certificate,
   type InProcessRelay,
@@ -30,17 +28,14 @@ const PASSWORD = 'tls-test-password';
 const OLD_CLIENT: tls.ConnectionOptions = { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' };
 
 describe('TLS on the SMTP listeners', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
-  let dir: string;
+  const cleanup = useTeardown();
   let cert: Certificate;
   let relay: InProcessRelay;
   let plainPort: number;
   let tlsPort: number;
 
   beforeAll(async () => {
-    dir = tempDir('tls');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-tls');
     cert = makeCertificate(dir);
     relay = await startInProcess(dir, {
       listen: [
@@ -50,26 +45,20 @@ describe('TLS on the SMTP listeners', () => {
       tls: { key: cert.keyPath, cert: cert.certPath },
       relay: { allowNetworks: ['10.0.0.0/8'], users: [{ username: USER, password: PASSWORD }] },
       limits: { maxAuthFailures: 100 },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
+      ...outboxRoute(dir),
     });
     cleanup.add(() => relay.close());
     [plainPort = 0, tlsPort = 0] = relay.ports;
   });
 
-  async function connectPlain(): Promise<SmtpWire> {
-    const wire = await SmtpWire.connect(plainPort);
-    cleanup.add(() => wire.close());
+  /** A session on the plain listener, or with `implicitTls` on the TLS one, greeted with 220. */
+  async function connect(implicitTls?: tls.ConnectionOptions): Promise<SmtpWire> {
+    const wire = await openWire(cleanup, implicitTls ? tlsPort : plainPort, implicitTls ? { implicitTls } : {});
     expect((await wire.read()).code).toBe(220);
     return wire;
   }
-
-  async function connectImplicit(): Promise<SmtpWire> {
-    const wire = await SmtpWire.connect(tlsPort, { implicitTls: {} });
-    cleanup.add(() => wire.close());
-    expect((await wire.read()).code).toBe(220);
-    return wire;
-  }
+  const connectPlain = (): Promise<SmtpWire> => connect();
+  const connectImplicit = (): Promise<SmtpWire> => connect({});
 
   it('upgrades a plain session with STARTTLS to TLS 1.2 or newer using the configured certificate', async () => {
     const wire = await connectPlain();
@@ -149,20 +138,16 @@ describe('TLS on the SMTP listeners', () => {
 });
 
 describe('AUTH without TLS when relay.allowInsecureAuth is true', () => {
-  const cleanup = new Teardown();
-  afterAll(() => cleanup.run());
+  const cleanup = useTeardown();
 
   it('offers AUTH PLAIN LOGIN in plaintext and accepts the right password', async () => {
-    const dir = tempDir('insecure-auth');
-    cleanup.add(() => removeDir(dir));
+    const dir = cleanup.tempDir('prod-insecure-auth');
     const relay = await startInProcess(dir, {
       relay: { allowNetworks: ['10.0.0.0/8'], users: [{ username: USER, password: PASSWORD }], allowInsecureAuth: true },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
+      ...outboxRoute(dir),
     });
     cleanup.add(() => relay.close());
-    const wire = await SmtpWire.connect(relay.ports[0] ?? 0);
-    cleanup.add(() => wire.close());
+    const wire = await openWire(cleanup, relay.ports[0] ?? 0);
     await wire.read();
     const ehlo = await wire.command('EHLO client.test');
     expect(ehloKeywords(ehlo)).toContain('AUTH PLAIN LOGIN');

@@ -5,36 +5,18 @@
  * nobody receives) and counts it in onward_messages_received_total{result="error"}, the
  * series an operator alerts on for spool write failures. Nothing is stored, which is right.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
-import { stringify } from 'yaml';
-import { startRelay } from '../../../src/app/index.js';
-import { parseConfig } from '../../../src/config/index.js';
+import { makeTempDir, outboxRoute, removeDir, spoolContents, startRelayWith, testConfig, useCleanup } from '../../helpers/common.js';
 import { FuzzClient } from '../../helpers/fuzz.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = useCleanup();
 
 describe('a client that hangs up in the middle of DATA', () => {
   it('is not logged at error level or counted as result="error" (a spool failure), and nothing is stored', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'onward-abort-'));
-    cleanups.push(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
-    const yaml = stringify({
-      listen: [{ host: '127.0.0.1', port: 0 }],
-      hostname: 'relay.test',
-      spool: { path: join(dir, 'spool'), minFreeDisk: '1MB' },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdownGrace: '1s',
-      log: { level: 'info' },
-    });
+    const dir = await makeTempDir('onward-abort-');
+    defer(() => removeDir(dir));
     const logs: { level: number; msg: string; reply?: string }[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, callback) {
@@ -42,9 +24,8 @@ describe('a client that hangs up in the middle of DATA', () => {
         callback();
       },
     });
-    const relay = await startRelay(parseConfig(yaml, {}), pino({ level: 'info' }, sink));
-    cleanups.push(() => relay.close());
-    const port = relay.smtpAddresses[0]!.port;
+    const { relay, port } = await startRelayWith(testConfig(dir, outboxRoute(dir), { log: { level: 'info' } }), pino({ level: 'info' }, sink));
+    defer(() => relay.close());
 
     const c = await FuzzClient.connect(port);
     expect((await c.next(5000))?.code).toBe(220);
@@ -60,8 +41,7 @@ describe('a client that hangs up in the middle of DATA', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${relay.adminAddress.port}/metrics`)).text();
     const errorSeries = metrics.split('\n').filter((l) => l.startsWith('onward_messages_received_total{result="error"}'));
     const errorLogs = logs.filter((l) => l.level >= 50).map((l) => `${l.msg}: ${l.reply ?? ''}`);
-    const stored: string[] = [];
-    for await (const { message } of relay.spool.list({ states: ['queued', 'deferred', 'held', 'delivered', 'bounced', 'deleted'] })) stored.push(message.id);
+    const stored = (await spoolContents(relay.spool)).map((e) => e.message.id);
     expect({ errorSeries, errorLogs, stored }).toEqual({ errorSeries: [], errorLogs: [], stored: [] });
   });
 });

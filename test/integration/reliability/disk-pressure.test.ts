@@ -14,15 +14,22 @@
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmdirSync, statfsSync, writeSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import nodemailer from 'nodemailer';
-import { pino } from 'pino';
-import { stringify } from 'yaml';
-import { startRelay, type Relay } from '../../../src/app/index.js';
-import { parseConfig } from '../../../src/config/index.js';
+import { describe, expect, it } from '@jest/globals';
+import {
+  makeTempDir,
+  queuedIdOrNull,
+  refusalReply,
+  removeDir,
+  sendRaw,
+  spoolContents,
+  startRelayWith,
+  testConfig,
+  useCleanup,
+  waitUntil,
+} from '../../helpers/common.js';
 import { FuzzClient, checkStored, type WireReply } from '../../helpers/fuzz.js';
 
 const MB = 1024 * 1024;
@@ -33,10 +40,7 @@ const INSUFFICIENT = '452 4.3.1 Insufficient system storage';
 
 const CAN_MOUNT = canMountTmpfs();
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = useCleanup();
 
 /** Whether this process may mount a tmpfs (root or CAP_SYS_ADMIN). */
 function canMountTmpfs(): boolean {
@@ -100,40 +104,23 @@ async function mountTmpfs(base: string, size: string): Promise<string> {
   const mnt = join(base, 'fs');
   await mkdir(mnt);
   execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mnt], { stdio: 'pipe' });
-  cleanups.push(() => {
-    execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-    return Promise.resolve();
-  });
+  defer(() => execFileSync('umount', ['-l', mnt], { stdio: 'pipe' }));
   return mnt;
 }
 
-async function send(port: number, raw: string): Promise<string> {
-  const transport = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true, name: 'client.test' });
-  try {
-    const info = (await transport.sendMail({ envelope: { from: FROM, to: [TO] }, raw })) as { response: string };
-    return info.response;
-  } catch (err) {
-    const response = (err as { response?: unknown }).response;
-    if (typeof response === 'string') return response;
-    throw err;
-  } finally {
-    transport.close();
-  }
+/** The relay's final reply to one message from FROM to TO, a refusal included. */
+function send(port: number, raw: string): Promise<string> {
+  return sendRaw(port, { from: FROM, to: [TO] }, raw).catch(refusalReply);
 }
 
 function message(n: number): string {
   return `From: ${FROM}\r\nTo: ${TO}\r\nSubject: disk pressure ${n}\r\nMessage-ID: <disk-${n}-${Date.now()}@client.test>\r\nDate: Fri, 27 Nov 2026 11:15:01 +0000\r\n\r\nbody ${n}\r\n${'line of text\r\n'.repeat(50)}`;
 }
 
-const queuedId = (reply: string): string | null => /^250 2\.0\.0 Ok: queued as ([0-9A-Z]{15})$/.exec(reply)?.[1] ?? null;
-
 /** A raw session that has sent EHLO; `cmd` sends a line and reads its reply. */
 async function session(port: number): Promise<{ c: FuzzClient; cmd: (line: string) => Promise<WireReply | null> }> {
   const c = await FuzzClient.connect(port);
-  cleanups.push(() => {
-    c.destroy();
-    return Promise.resolve();
-  });
+  defer(() => c.destroy());
   expect((await c.next(5000))?.code).toBe(220);
   const cmd = async (line: string): Promise<WireReply | null> => {
     c.send(Buffer.from(line + '\r\n'));
@@ -175,47 +162,33 @@ async function delivered(outbox: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
-async function waitFor<T>(what: string, withinMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${withinMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('a spool whose filesystem runs short of space', () => {
   it('refuses new mail with "452 4.3.1" while free space is below spool.minFreeDisk, keeps delivering what it holds, and accepts again by itself once space returns', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'onward-disk-'));
-    cleanups.push(() => rm(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+    const base = await makeTempDir('onward-disk-');
+    defer(() => removeDir(base));
     const area = await smallFilesystem(base);
     // The file target's folder sits under a plain file at first: every delivery fails (ERROR)
     // and is retried every 300 ms, so the first messages wait in the spool.
     const blocker = join(base, 'blocker');
     await writeFile(blocker, 'not a directory');
     const outbox = join(blocker, 'outbox');
-    const yaml = stringify({
-      listen: [{ host: '127.0.0.1', port: 0 }],
-      hostname: HOSTNAME,
-      spool: { path: join(area.path, 'spool'), minFreeDisk: area.minFreeDisk },
-      targets: { outbox: { type: 'file', path: outbox, circuit: { failures: 1000, probe: '300ms' } } },
-      routes: [{ match: '*', target: 'outbox' }],
-      retry: { schedule: ['300ms'], jitter: 0 },
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdownGrace: '1s',
-      log: { level: 'silent' },
-    });
-    const relay: Relay = await startRelay(parseConfig(yaml, {}), pino({ level: 'silent' }));
-    cleanups.push(() => relay.close());
-    const port = relay.smtpAddresses[0]!.port;
+    const { relay, port } = await startRelayWith(
+      testConfig(base, {
+        hostname: HOSTNAME,
+        spool: { path: join(area.path, 'spool'), minFreeDisk: area.minFreeDisk },
+        targets: { outbox: { type: 'file', path: outbox, circuit: { failures: 1000, probe: '300ms' } } },
+        routes: [{ match: '*', target: 'outbox' }],
+        retry: { schedule: ['300ms'], jitter: 0 },
+      }),
+    );
+    defer(() => relay.close());
 
     // 1. Plenty of space: three messages are queued (and wait, their target being broken).
     const before = new Map<string, string>();
     for (let n = 1; n <= 3; n++) {
       const raw = message(n);
       const reply = await send(port, raw);
-      const id = queuedId(reply);
+      const id = queuedIdOrNull(reply);
       expect({ n, reply, queued: id !== null }).toEqual({ n, reply, queued: true });
       before.set(id!, raw);
     }
@@ -227,7 +200,7 @@ describe('a spool whose filesystem runs short of space', () => {
     // 2. Space runs low: MAIL FROM gets 452 4.3.1 within the 1 s re-check interval (and a bit).
     const filler = join(area.path, 'filler');
     writeFiller(filler, area.fillerBytes());
-    cleanups.push(() => rm(filler, { force: true }));
+    defer(() => rm(filler, { force: true }));
     expect(freeBytes(area.path)).toBeLessThan(area.minFreeDisk);
     const low = await untilMailFromAnswers(port, 452, 3000);
     expect(low.reply).toBe(INSUFFICIENT);
@@ -249,13 +222,18 @@ describe('a spool whose filesystem runs short of space', () => {
     const stored = new Map<string, Buffer>();
     for (const id of before.keys()) stored.set(id, (await relay.spool.getBody(id))!);
     await rm(blocker);
-    const files = await waitFor('the queued messages to be delivered while space is low', 10_000, async () => {
-      const d = await delivered(outbox);
-      return [...before.keys()].every((id) => d.has(id)) ? d : null;
-    });
+    const files = await waitUntil(
+      'the queued messages to be delivered while space is low',
+      async () => {
+        const d = await delivered(outbox);
+        return [...before.keys()].every((id) => d.has(id)) ? d : null;
+      },
+      10_000,
+      100,
+    );
     for (const [id, body] of stored) expect(files.get(id)?.equals(body)).toBe(true);
     for (const id of before.keys()) {
-      await waitFor(`${id} to be recorded as delivered`, 5000, async () => ((await relay.spool.getMessage(id))?.state === 'delivered' ? true : null));
+      await waitUntil(`${id} to be recorded as delivered`, async () => (await relay.spool.getMessage(id))?.state === 'delivered', 5000, 100);
     }
     expect(freeBytes(area.path)).toBeLessThan(area.minFreeDisk);
     expect(await send(port, message(5))).toBe(INSUFFICIENT);
@@ -267,12 +245,11 @@ describe('a spool whose filesystem runs short of space', () => {
     expect(freeBytes(area.path)).toBeGreaterThan(area.minFreeDisk);
     const back = await untilMailFromAnswers(port, 250, 3000);
     const reply = await send(port, message(6));
-    const id = queuedId(reply);
+    const id = queuedIdOrNull(reply);
     expect(reply).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    await waitFor('the message accepted after recovery to be delivered', 5000, async () => ((await delivered(outbox)).has(id!) ? true : null));
+    await waitUntil('the message accepted after recovery to be delivered', async () => (await delivered(outbox)).has(id!), 5000, 100);
     // Only the messages that got a 250 were ever stored.
-    const all: string[] = [];
-    for await (const { message: m } of relay.spool.list({ states: ['queued', 'deferred', 'held', 'delivered', 'bounced', 'deleted'] })) all.push(m.id);
+    const all = (await spoolContents(relay.spool)).map((e) => e.message.id);
     expect(all.sort()).toEqual([...before.keys(), id!].sort());
     console.log(`disk-pressure (${area.kind}, minFreeDisk ${area.minFreeDisk} bytes): 452 after ${low.ms} ms of low space, accepting again ${back.ms} ms after space returned`);
   });
@@ -287,36 +264,29 @@ describe('a spool whose filesystem runs short of space', () => {
   // Reopening the spool right after a failed write (or refusing everything until a restart)
   // avoids it: nothing acknowledged is written behind the torn record then.
   (CAN_MOUNT ? it : it.skip)('keeps every message acknowledged after a spool write failed with ENOSPC, across a restart (needs a tmpfs mount)', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'onward-enospc-'));
-    cleanups.push(() => rm(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
+    const base = await makeTempDir('onward-enospc-');
+    defer(() => removeDir(base));
     const mnt = await mountTmpfs(base, '20m');
     // The target cannot take anything (its folder sits under a plain file): every message waits in the spool.
     await writeFile(join(base, 'blocker'), 'not a directory');
-    const yaml = stringify({
-      listen: [{ host: '127.0.0.1', port: 0 }],
+    const config = testConfig(mnt, {
       hostname: HOSTNAME,
       limits: { maxMessageSize: '10MB' },
-      spool: { path: join(mnt, 'spool'), minFreeDisk: '1MB' },
       targets: { outbox: { type: 'file', path: join(base, 'blocker', 'outbox') } },
       routes: [{ match: '*', target: 'outbox' }],
       retry: { schedule: ['1h'], jitter: 0 },
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdownGrace: '1s',
-      log: { level: 'silent' },
     });
-    const config = parseConfig(yaml, {});
-    const relay = await startRelay(config, pino({ level: 'silent' }));
-    cleanups.push(() => relay.close());
-    const port = relay.smtpAddresses[0]!.port;
+    const { relay, port } = await startRelayWith(config);
+    defer(() => relay.close());
     const acknowledged: string[] = [];
-    const first = queuedId(await send(port, message(1)));
+    const first = queuedIdOrNull(await send(port, message(1)));
     expect(first).not.toBeNull();
     acknowledged.push(first!);
 
     // 1.5 MB left: above the 1 MB floor, so the relay takes a 3 MB message, and its spool write fails.
     const filler = join(mnt, 'filler');
     writeFiller(filler, freeBytes(mnt) - Math.floor(1.5 * MB));
-    cleanups.push(() => rm(filler, { force: true }));
+    defer(() => rm(filler, { force: true }));
     await new Promise((r) => setTimeout(r, 1100)); // the free-space check is re-read once a second
     expect(freeBytes(mnt)).toBeGreaterThan(MB);
     const big = `From: ${FROM}\r\nTo: ${TO}\r\nSubject: big\r\nMessage-ID: <big-${Date.now()}@client.test>\r\n\r\n${('y'.repeat(998) + '\r\n').repeat(3000)}`;
@@ -327,7 +297,7 @@ describe('a spool whose filesystem runs short of space', () => {
     await new Promise((r) => setTimeout(r, 1100));
     for (let n = 2; n <= 5; n++) {
       const reply = await send(port, message(n));
-      const id = queuedId(reply);
+      const id = queuedIdOrNull(reply);
       expect({ n, reply, queued: id !== null }).toEqual({ n, reply, queued: true });
       acknowledged.push(id!);
     }
@@ -336,8 +306,8 @@ describe('a spool whose filesystem runs short of space', () => {
     for (const id of acknowledged) expect(await relay.spool.getBody(id)).not.toBeNull();
     // ... and a restart (say, by the operator who just cleaned up the disk) must find every one of them.
     await relay.close();
-    const restarted = await startRelay(config, pino({ level: 'silent' }));
-    cleanups.push(() => restarted.close());
+    const { relay: restarted } = await startRelayWith(config);
+    defer(() => restarted.close());
     const lost: string[] = [];
     for (const id of acknowledged) if ((await restarted.spool.getBody(id)) === null) lost.push(id);
     expect(lost).toEqual([]);

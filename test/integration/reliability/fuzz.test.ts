@@ -16,15 +16,13 @@
  * Reproduce or widen a run: ONWARD_FUZZ_SEEDS=1,2,3 ONWARD_FUZZ_SESSIONS=1000 npm test -- test/integration/reliability/fuzz
  */
 import { statfsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import nodemailer from 'nodemailer';
-import { pino } from 'pino';
-import { stringify } from 'yaml';
-import { startRelay, type Relay } from '../../../src/app/index.js';
-import { parseConfig } from '../../../src/config/index.js';
+import type { Relay } from '../../../src/app/index.js';
+import { ALL_STATES, outboxRoute, removeDir, startRelayWith, testConfig } from '../../helpers/common.js';
 import {
   FuzzClient,
   Rng,
@@ -460,14 +458,19 @@ async function abortData(s: Session, token: () => string): Promise<void> {
   const cut = rng.int(payload.wire.length); // never the whole terminator
   await s.c.sendChunked(payload.wire.subarray(0, cut), rng);
   if (rng.chance(0.3)) await new Promise((r) => setTimeout(r, rng.int(30)));
-  if (rng.chance(0.7)) {
+  await hangUp(s, 0.7, 'mid-DATA');
+}
+
+/** Hangs up with a reset (with probability `resetChance`) or a FIN; after a FIN the server must close, having queued nothing. */
+async function hangUp(s: Session, resetChance: number, where: string): Promise<void> {
+  if (s.rng.chance(resetChance)) {
     s.c.destroy();
     return;
   }
   s.c.end();
   const { replies, closed } = await s.c.untilClosed(5000);
-  if (!closed) s.state.finding('connection left open', `${s.label}: still open 5 s after a FIN mid-DATA`);
-  s.noQueuedIn(replies, 'after a FIN mid-DATA');
+  if (!closed) s.state.finding('connection left open', `${s.label}: still open 5 s after a FIN ${where}`);
+  s.noQueuedIn(replies, `after a FIN ${where}`);
 }
 
 /** A command line cut off before its CRLF (sometimes a > 16 KB one), then a reset or a FIN. */
@@ -479,14 +482,7 @@ async function abortCommand(s: Session): Promise<void> {
   s.stats.abortedMidCommand += 1;
   const partial = rng.chance(0.2) ? overlongLine(rng) : commandLine(rng, { anything: true });
   await s.c.sendChunked(partial.subarray(0, rng.between(1, partial.length)), rng);
-  if (rng.chance(0.6)) {
-    s.c.destroy();
-    return;
-  }
-  s.c.end();
-  const { replies, closed } = await s.c.untilClosed(5000);
-  if (!closed) s.state.finding('connection left open', `${s.label}: still open 5 s after a FIN mid-command`);
-  s.noQueuedIn(replies, 'after a FIN mid-command');
+  await hangUp(s, 0.6, 'mid-command');
 }
 
 /** A complete transaction whose reply the client never reads (it hangs up at once). */
@@ -565,8 +561,7 @@ describe('the SMTP front door under a seeded fuzzer', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(fastTmp(), 'onward-fuzz-'));
-    const yaml = stringify({
-      listen: [{ host: '127.0.0.1', port: 0 }],
+    const config = testConfig(dir, outboxRoute(dir), {
       hostname: HOSTNAME,
       limits: {
         maxMessageSize: MAX_MESSAGE,
@@ -578,21 +573,16 @@ describe('the SMTP front door under a seeded fuzzer', () => {
         maxAuthFailures: 1_000_000,
       },
       relay: { allowNetworks: ['127.0.0.0/8'], users: [{ username: 'fuzz', password: 'fuzzpass' }], allowInsecureAuth: true },
-      spool: { path: join(dir, 'spool'), minFreeDisk: '1MB' },
-      targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-      routes: [{ match: '*', target: 'outbox' }],
-      admin: { host: '127.0.0.1', port: 0 },
       shutdownGrace: '10s',
-      log: { level: 'silent' },
     });
-    relay = await startRelay(parseConfig(yaml, {}), pino({ level: 'silent' }));
+    relay = (await startRelayWith(config)).relay;
     relay.ingress.on('transaction', (t) => {
       results[t.result] = (results[t.result] ?? 0) + 1;
     });
   });
   afterAll(async () => {
     await relay?.close();
-    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    await removeDir(dir);
     console.log(
       `fuzz summary: seeds=[${SEEDS.join(',')}] sessions=${totals.sessions} commands=${totals.commands} replies=${totals.replies} ` +
         `acknowledged=${totals.acknowledged} (blobs ${totals.blobsAccepted}) byte-exact=${totals.byteExact === totals.acknowledged + totals.unackedStored ? 'all' : `${totals.byteExact}/${totals.acknowledged + totals.unackedStored}`} ` +
@@ -715,7 +705,7 @@ describe('the SMTP front door under a seeded fuzzer', () => {
     }
 
     // Nothing in the spool that no client got a 250 for (except complete sends whose reply went unread).
-    for await (const { message } of relay!.spool.list({ states: ['queued', 'deferred', 'held', 'delivered', 'bounced', 'deleted'] })) {
+    for await (const { message } of relay!.spool.list({ states: ALL_STATES })) {
       if (state.verified.has(message.id) || state.sanity.has(message.id) || state.acked.has(message.id)) continue;
       const stored = await storedBytes(message.id);
       const token = stored ? TOKEN_PATTERN.exec(stored.toString('latin1'))?.[0] : undefined;

@@ -6,46 +6,25 @@
  * from there to every downstream (SPEC section 3: bare line endings are "never passed
  * downstream as such"). Plain non-ASCII names become invalid UTF-8 (ü -> 0xFC).
  */
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { pino } from 'pino';
-import { stringify } from 'yaml';
-import { startRelay, type Relay } from '../../../src/app/index.js';
-import { parseConfig } from '../../../src/config/index.js';
+import { describe, expect, it } from '@jest/globals';
+import type { Relay } from '../../../src/app/index.js';
+import { outboxRoute, startTempRelay, testConfig, useCleanup } from '../../helpers/common.js';
 import { FuzzClient, bareLineEndingAt, queuedReply } from '../../helpers/fuzz.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = useCleanup();
 
 async function start(): Promise<{ relay: Relay; port: number; outbox: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'onward-received-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }));
-  const yaml = stringify({
-    listen: [{ host: '127.0.0.1', port: 0 }],
-    hostname: 'relay.test',
-    spool: { path: join(dir, 'spool'), minFreeDisk: '1MB' },
-    targets: { outbox: { type: 'file', path: join(dir, 'outbox') } },
-    routes: [{ match: '*', target: 'outbox' }],
-    admin: { host: '127.0.0.1', port: 0 },
-    shutdownGrace: '1s',
-    log: { level: 'silent' },
-  });
-  const relay = await startRelay(parseConfig(yaml, {}), pino({ level: 'silent' }));
-  cleanups.push(() => relay.close());
-  return { relay, port: relay.smtpAddresses[0]!.port, outbox: join(dir, 'outbox') };
+  const t = await startTempRelay('onward-received-', (dir) => testConfig(dir, outboxRoute(dir)));
+  defer(() => t.close());
+  return { relay: t.relay, port: t.port, outbox: join(t.dir, 'outbox') };
 }
 
 /** One transaction over a raw socket (the lines are sent as UTF-8); resolves with the queue id. */
 async function transaction(port: number, helo: string, rcpt: string): Promise<string> {
   const c = await FuzzClient.connect(port);
-  cleanups.push(() => {
-    c.destroy();
-    return Promise.resolve();
-  });
+  defer(() => c.destroy());
   expect((await c.next(5000))?.code).toBe(220);
   const lines = [`EHLO ${helo}`, 'MAIL FROM:<sender@example.com> SMTPUTF8', `RCPT TO:<${rcpt}>`, 'DATA'];
   for (const line of lines) {
@@ -74,24 +53,24 @@ async function copies(relay: Relay, outbox: string, id: string): Promise<Buffer[
 
 const show = (b: Buffer, at: number): string => JSON.stringify(b.subarray(Math.max(0, at - 40), at + 40).toString('latin1'));
 
+/** Sends one message with EHLO `helo` to `rcpt` and expects every stored copy of it to use CRLF only. */
+async function expectCrlfOnly(helo: string, rcpt: string): Promise<void> {
+  const { relay, port, outbox } = await start();
+  const id = await transaction(port, helo, rcpt);
+  for (const copy of await copies(relay, outbox, id)) {
+    const at = bareLineEndingAt(copy);
+    expect(at === -1 ? 'CRLF only' : `bare ${copy[at] === 0x0a ? 'LF' : 'CR'} at ${at}: ${show(copy, at)}`).toBe('CRLF only');
+  }
+}
+
 describe('the Received header the relay adds', () => {
   it('cannot be made to carry a bare LF or CR (a fake end-of-data) by an EHLO name with U+0D0A / U+0D0D', async () => {
-    const { relay, port, outbox } = await start();
     // On the wire: e0 b4 8a / e0 b4 8d, no CR or LF byte anywhere.
-    const id = await transaction(port, 'x\u0d0a.\u0d0aMAIL\u0d20FROM:<evil@attacker.test>\u0d0d\u0d0a', 'rcpt@example.org');
-    for (const copy of await copies(relay, outbox, id)) {
-      const at = bareLineEndingAt(copy);
-      expect(at === -1 ? 'CRLF only' : `bare ${copy[at] === 0x0a ? 'LF' : 'CR'} at ${at}: ${show(copy, at)}`).toBe('CRLF only');
-    }
+    await expectCrlfOnly('x\u0d0a.\u0d0aMAIL\u0d20FROM:<evil@attacker.test>\u0d0d\u0d0a', 'rcpt@example.org');
   });
 
   it('cannot be made to carry a bare LF by a recipient address with U+0D0A (the "for <...>" clause)', async () => {
-    const { relay, port, outbox } = await start();
-    const id = await transaction(port, 'client.test', 'a\u0d0a.\u0d0ab@example.org');
-    for (const copy of await copies(relay, outbox, id)) {
-      const at = bareLineEndingAt(copy);
-      expect(at === -1 ? 'CRLF only' : `bare ${copy[at] === 0x0a ? 'LF' : 'CR'} at ${at}: ${show(copy, at)}`).toBe('CRLF only');
-    }
+    await expectCrlfOnly('client.test', 'a\u0d0a.\u0d0ab@example.org');
   });
 
   it('keeps a UTF-8 EHLO name as valid UTF-8', async () => {
