@@ -45,6 +45,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import smtpServer from 'smtp-server';
 import { stringify } from 'yaml';
+import { freePort, sleep } from './lib/net.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'onward');
@@ -156,20 +157,8 @@ const between = (rng, lo, hi) => lo + rng() * (hi - lo);
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 const now = () => Date.now();
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 function runNode(args, timeoutMs) {
   return new Promise((res) => {
@@ -466,16 +455,14 @@ function connectionOf(server, session) {
   return null;
 }
 
+/** smtp-server options every chaos sink shares. */
+const SINK_OPTIONS = { logger: false, disableReverseLookup: true, authOptional: true, hideSTARTTLS: true, closeTimeout: 100, size: 10 * 1024 * 1024 };
+
 async function startSmtpSink(rng, fail, hangMs) {
   const ds = new Downstream();
   const pick = faultPicker(rng, fail);
   const server = new smtpServer.SMTPServer({
-    logger: false,
-    disableReverseLookup: true,
-    authOptional: true,
-    hideSTARTTLS: true,
-    closeTimeout: 100,
-    size: 10 * 1024 * 1024,
+    ...SINK_OPTIONS,
     onRcptTo(address, _session, callback) {
       if (address.address.startsWith('reject-')) {
         ds.faults.reject += 1;
@@ -553,12 +540,7 @@ async function startBounceSink() {
     unmarked: 0,
   };
   const server = new smtpServer.SMTPServer({
-    logger: false,
-    disableReverseLookup: true,
-    authOptional: true,
-    hideSTARTTLS: true,
-    closeTimeout: 100,
-    size: 10 * 1024 * 1024,
+    ...SINK_OPTIONS,
     onData(stream, session, callback) {
       const chunks = [];
       stream.on('data', (c) => chunks.push(c));

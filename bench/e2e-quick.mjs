@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import smtpServer from 'smtp-server';
 import { stringify } from 'yaml';
+import { freePort } from './lib/net.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -64,17 +65,6 @@ function usage(problem) {
   process.exit(1);
 }
 
-/** A port on 127.0.0.1 that was free a moment ago. */
-function freePort() {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** Counts distinct messages the sink accepted, keyed by `key`. */
 class Tally {
