@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { laneOf, type ClaimedDelivery, type NewMessage, type Spool } from '../spool/index.js';
+import { laneOf, type ClaimedDelivery, type DispatchSlot, type NewMessage, type Spool } from '../spool/index.js';
 import { runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
 import { TargetState } from './target-state.js';
 import { createTransport } from './transports.js';
@@ -45,6 +45,11 @@ interface Lane {
   readonly targets: readonly string[];
   pumping: boolean;
   again: boolean;
+  /**
+   * The due index may hold work for this lane (a wake-up, a timer, a full claim). While
+   * false, pumps skip the index reads and new deliveries may be dispatched at accept.
+   */
+  needsScan: boolean;
   timer: NodeJS.Timeout | null;
   timerAt: number;
 }
@@ -53,7 +58,9 @@ interface Lane {
  * Drives deliveries from the spool's due index to the transports. Each lane (a failover
  * list of targets) is pumped independently: claim as many due deliveries as its first
  * usable target may run, run them, pump again when one finishes. Nothing scans the
- * spool: the next wake-up is the lane's earliest due key.
+ * spool: the next wake-up is the lane's earliest due key. A new message whose lane has
+ * no backlog and a free slot skips the index: the spool writes it leased and hands it
+ * straight over (see DispatchSlot).
  */
 export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly targets = new Map<string, LiveTarget>();
@@ -96,16 +103,17 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       }
     }
     for (const target of Object.values(config.targets)) if (!this.targets.has(target.name)) this.targets.set(target.name, this.liveTarget(target));
-    for (const route of config.routes) this.pump(this.lane(laneOf(route.targets)));
+    for (const route of config.routes) this.wake(laneOf(route.targets));
   }
 
   async start(): Promise<void> {
     this.deps.spool.onDue((lane) => this.wake(lane));
+    this.deps.spool.setDispatcher((lane) => this.offer(lane));
     for (const route of this.config.routes) this.lane(laneOf(route.targets));
     for (const lane of await this.deps.spool.lanes()) this.lane(lane);
     for (const lane of this.lanes.values()) this.pump(lane);
     this.poller = setInterval(() => {
-      for (const lane of this.lanes.values()) this.pump(lane);
+      for (const lane of this.lanes.values()) this.wake(lane.name);
     }, IDLE_POLL_MS);
     this.poller.unref();
   }
@@ -113,6 +121,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   /** Stops claiming; waits for attempts in flight up to `graceMs` (the rest stay leased). */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
+    this.deps.spool.setDispatcher(null);
     if (this.poller) clearInterval(this.poller);
     for (const lane of this.lanes.values()) if (lane.timer) clearTimeout(lane.timer);
     const deadline = Date.now() + graceMs;
@@ -134,35 +143,63 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private lane(name: string): Lane {
     let lane = this.lanes.get(name);
     if (!lane) {
-      lane = { name, targets: name.split('+'), pumping: false, again: false, timer: null, timerAt: Infinity };
+      lane = { name, targets: name.split('+'), pumping: false, again: false, needsScan: true, timer: null, timerAt: Infinity };
       this.lanes.set(name, lane);
     }
     return lane;
   }
 
   private wake(name: string): void {
-    this.pump(this.lane(name));
+    const lane = this.lane(name);
+    lane.needsScan = true;
+    this.pump(lane);
   }
 
   /**
-   * Takes the slots the lane may use now, on its first usable target (so lanes sharing a
+   * A slot for a new delivery of `name`, when its lane has nothing waiting in the due
+   * index (so nothing older is overtaken) and its first usable target has room.
+   */
+  private offer(name: string): DispatchSlot | null {
+    const lane = this.lane(name);
+    if (this.stopping || lane.needsScan) return null;
+    const { target, count } = this.reserve(lane, this.now(), 1);
+    const slots = target === null ? undefined : this.targets.get(target)?.state;
+    if (!slots || count === 0) return null;
+    return {
+      start: (claimed) => {
+        if (!this.stopping) {
+          this.track(this.deliver(lane, claimed, target));
+          return;
+        }
+        slots.release(1); // stop() began during the accept: leave it due for the next start
+        this.track(this.deps.spool.postpone(claimed.delivery.id, this.now()));
+      },
+      cancel: () => {
+        slots.release(1);
+        this.pumpSharing([target ?? ''], lane);
+      },
+    };
+  }
+
+  /**
+   * Takes the slots the lane may use now (at most `want`), on its first usable target (so lanes sharing a
    * target never exceed it between deciding and claiming). A busy target makes the lane
    * wait rather than spill to its backup. When every target is down, due deliveries are
    * still taken in batches (no slots) so that expired ones bounce; the rest are postponed
    * to the next probe without spending a schedule step.
    */
-  private reserve(lane: Lane, now: number): { target: string | null; count: number } {
+  private reserve(lane: Lane, now: number, want?: number): { target: string | null; count: number } {
     for (const name of lane.targets) {
       const live = this.targets.get(name);
       if (!live) return { target: null, count: 1 }; // unknown target: let the attempt record the error
-      const taken = live.state.take(now, live.state.limit);
+      const taken = live.state.take(now, want ?? live.state.limit);
       if (taken > 0 || live.state.up) return { target: name, count: taken };
     }
     return { target: null, count: DOWN_SWEEP_BATCH };
   }
 
   private pump(lane: Lane): void {
-    if (this.stopping) return;
+    if (this.stopping || !lane.needsScan) return;
     if (lane.pumping) {
       lane.again = true;
       return;
@@ -192,6 +229,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     }
     const slots = target === null ? null : this.targets.get(target)?.state;
     let claimed: ClaimedDelivery[] = [];
+    lane.needsScan = false; // a wake-up from here on asks for another scan
     try {
       claimed = await this.deps.spool.claimDue(lane.name, now, count);
     } finally {
@@ -207,7 +245,10 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       return;
     }
     for (const c of claimed) this.track(this.deliver(lane, c, target));
-    if (claimed.length === count) return; // more may be due: finishing attempts pump again
+    if (claimed.length === count) {
+      lane.needsScan = true; // more may be due: finishing attempts pump again
+      return;
+    }
     const nextDue = await this.deps.spool.nextDueAt(lane.name);
     if (nextDue !== null) this.arm(lane, nextDue);
   }
@@ -225,7 +266,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     lane.timer = setTimeout(() => {
       lane.timer = null;
       lane.timerAt = Infinity;
-      this.pump(lane);
+      this.wake(lane.name);
     }, Math.max(0, at - this.now()));
     lane.timer.unref();
   }
@@ -242,7 +283,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       if (outcome.skipped) {
         // Back at the next probe, or when the queue lifetime ends if that comes first.
         const probeAt = outcome.earliestProbeAt ?? this.now() + 1000;
-        await this.deps.spool.postpone(delivery.id, Math.min(probeAt, delivery.createdAt + this.config.retry.maxAgeMs));
+        const dueAt = Math.min(probeAt, delivery.createdAt + this.config.retry.maxAgeMs);
+        await this.deps.spool.postpone(delivery.id, dueAt);
+        this.arm(lane, dueAt);
         return;
       }
       const report = this.deps.reporter ? await this.deps.reporter.prepare(claimed, outcome, this.now()) : null;
@@ -255,6 +298,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
         dsn: report?.dsn ?? undefined,
       };
       const { delivery: after } = await this.complete(delivery.id, update);
+      if (after.dueAt !== null) this.arm(lane, after.dueAt); // the retry's wake-up
       for (const a of outcome.attempts) {
         this.emit('attempt', { target: a.target, outcome: a.outcome, durationMs: a.durationMs, deliveryId: delivery.id });
         this.log.info(

@@ -5,7 +5,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { RelayError } from '../errors.js';
-import { decodeRecord, encodeRecord } from './codec.js';
+import { decodeRecord } from './codec.js';
 import { SpoolCounters, type CounterSnapshot } from './counters.js';
 import { keys, laneOf, lastPart, parseDueKey } from './keys.js';
 import { KeyedMutex } from './mutex.js';
@@ -13,6 +13,7 @@ import { checkSpool, type CheckReport } from './check.js';
 import { compileFilter } from './filter.js';
 import { afterAction, afterAttempt, isFinished, newRecords, withDeliveryState } from './records.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES } from './state.js';
+import { RecordCache } from './record-cache.js';
 import { SpoolTransaction } from './transaction.js';
 import { SpoolWriter, type SpoolOp } from './writer.js';
 import type {
@@ -21,6 +22,8 @@ import type {
   AttemptUpdate,
   ClaimedDelivery,
   DeliveryRecord,
+  DispatchSlot,
+  Dispatcher,
   DeliveryState,
   ListFilter,
   MessageRecord,
@@ -56,6 +59,8 @@ type Db = ClassicLevel<string, Buffer>;
 const EMPTY = Buffer.alloc(0);
 const JANITOR_BATCH = 500;
 const MEMTABLE_BYTES = 16 * 1024 * 1024;
+/** Hot records kept decoded; far above what is in flight at once (target concurrency). */
+const RECORD_CACHE_ENTRIES = 10_000;
 
 /**
  * The embedded LevelDB spool. One process owns the directory (LevelDB's lock); every
@@ -72,6 +77,8 @@ export interface LevelSpoolEvents {
 export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool {
   private readonly counters = new SpoolCounters();
   private readonly locks = new KeyedMutex();
+  private readonly cache = new RecordCache(RECORD_CACHE_ENTRIES);
+  private dispatcher: Dispatcher | null = null;
   private readonly writer: SpoolWriter;
   private readonly now: () => number;
   private janitorTimer: NodeJS.Timeout | null = null;
@@ -140,6 +147,10 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     this.on('due', listener);
   }
 
+  setDispatcher(dispatcher: Dispatcher | null): void {
+    this.dispatcher = dispatcher;
+  }
+
   /** Messages by state, from the counters (no I/O). */
   countsByState(): Record<MessageState, number> {
     return this.counters.read().states;
@@ -156,34 +167,57 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
         const hit = decodeRecord<DedupEntry>(await this.db.get(keys.dedup(msg.dedupKey)));
         if (hit && hit.expiresAt > now) return { status: 'duplicate', queueId: hit.queueId };
       }
+      const slots = msg.deliveries.map((d) => this.dispatcher?.(laneOf(d.targets)) ?? null);
       const txn = this.transaction();
-      this.stageMessage(msg, now, txn);
+      const { message, deliveries } = this.stageMessage(msg, now, txn, slots);
       try {
         await txn.commit(this.writer);
       } catch (err) {
+        for (const slot of slots) slot?.cancel();
         throw new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: ${String(err)}`, { cause: err });
       }
-      for (const d of msg.deliveries) this.emit('due', laneOf(d.targets));
+      deliveries.forEach((delivery, i) => {
+        const slot = slots[i];
+        if (slot) slot.start({ delivery, message, body: msg.body });
+        else this.emit('due', laneOf(delivery.targets));
+      });
       return { status: 'queued', queueId: msg.queueId };
     };
     // Identical submissions racing each other must see each other's dedup key.
     return msg.dedupKey ? this.locks.run(`x:${msg.dedupKey}`, work) : work();
   }
 
-  /** Adds a new message's records, index entries and counts to `txn`. */
-  private stageMessage(msg: NewMessage, now: number, txn: SpoolTransaction): void {
-    const { message, deliveries } = newRecords(msg, now);
-    for (const d of deliveries) {
-      txn.put(keys.delivery(d.id), encodeRecord(d)).put(keys.due(laneOf(d.targets), now, d.id), EMPTY);
+  /**
+   * Adds a new message's records, index entries and counts to `txn`. A delivery with a
+   * dispatch slot is written leased (its first attempt starts after the commit), the
+   * others due now.
+   */
+  private stageMessage(
+    msg: NewMessage,
+    now: number,
+    txn: SpoolTransaction,
+    slots: readonly (DispatchSlot | null)[] = [],
+  ): { message: MessageRecord; deliveries: DeliveryRecord[] } {
+    const fresh = newRecords(msg, now);
+    const deliveries = fresh.deliveries.map((d, i): DeliveryRecord => {
+      const leased = (slots[i] ?? null) !== null;
+      const record: DeliveryRecord = leased ? { ...d, dueAt: null, attemptCount: 1 } : d;
+      txn.putRecord(keys.delivery(d.id), record, leased);
+      if (leased) txn.put(keys.lease(d.id), EMPTY);
+      else txn.put(keys.due(laneOf(d.targets), now, d.id), EMPTY);
       txn.countDelivery(d.targets[0] ?? '', null, 'queued');
-    }
-    txn.put(keys.message(msg.queueId), encodeRecord(message)).put(keys.body(msg.queueId), msg.body).put(keys.open(msg.queueId), EMPTY);
+      return record;
+    });
+    const { message } = fresh;
+    txn.putRecord(keys.message(msg.queueId), message, slots.some((slot) => slot !== null));
+    txn.put(keys.body(msg.queueId), msg.body).put(keys.open(msg.queueId), EMPTY);
     if (msg.dedupKey) {
       const expiresAt = now + this.options.dedupWindowMs;
       const entry: DedupEntry = { queueId: msg.queueId, expiresAt };
-      txn.put(keys.dedup(msg.dedupKey), encodeRecord(entry)).put(keys.dedupExpiry(expiresAt, msg.dedupKey), EMPTY);
+      txn.putRecord(keys.dedup(msg.dedupKey), entry).put(keys.dedupExpiry(expiresAt, msg.dedupKey), EMPTY);
     }
     txn.countMessage(null, 'queued');
+    return { message, deliveries };
   }
 
   async claimDue(lane: string, now: number, limit: number): Promise<ClaimedDelivery[]> {
@@ -207,10 +241,10 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       const updated: DeliveryRecord = { ...delivery, state: 'queued', dueAt: null, attemptCount: delivery.attemptCount + 1 };
       const msgUpdated = withDeliveryState(message, deliveryId, 'queued');
       const txn = this.transaction();
-      txn.del(dueKey).put(keys.lease(deliveryId), EMPTY).put(keys.delivery(deliveryId), encodeRecord(updated));
+      txn.del(dueKey).put(keys.lease(deliveryId), EMPTY).putRecord(keys.delivery(deliveryId), updated, true);
       // A first attempt leaves the message record as it was: no need to rewrite it.
       if (msgUpdated.state !== message.state || message.deliveries[deliveryId] !== 'queued') {
-        txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+        txn.putRecord(keys.message(queueId), msgUpdated, true);
       }
       txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'queued');
       txn.countMessage(message.state, msgUpdated.state);
@@ -229,10 +263,11 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       const updated = afterAttempt(delivery, deleted, update, now);
       const lane = laneOf(delivery.targets);
       const txn = this.transaction();
-      txn.del(keys.lease(deliveryId)).put(keys.delivery(deliveryId), encodeRecord(updated));
+      // The attempt is over: both records go cold (a retry reads them back when it is due).
+      txn.del(keys.lease(deliveryId)).putRecord(keys.delivery(deliveryId), updated).evict(keys.delivery(deliveryId));
       if (updated.dueAt !== null) txn.put(keys.due(lane, updated.dueAt, deliveryId), EMPTY);
       const msgUpdated = deleted ? message : this.finishIfDone(withDeliveryState(message, deliveryId, updated.state), txn);
-      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.putRecord(keys.message(queueId), msgUpdated).evict(keys.message(queueId));
       if (!deleted) txn.countDelivery(delivery.targets[0] ?? '', delivery.state, updated.state);
       txn.countMessage(message.state, msgUpdated.state);
       if (update.dsn) this.stageMessage(update.dsn, now, txn);
@@ -261,9 +296,9 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       };
       const msgUpdated = withDeliveryState(message, deliveryId, state);
       const txn = this.transaction();
-      txn.del(keys.lease(deliveryId)).put(keys.delivery(deliveryId), encodeRecord(updated));
+      txn.del(keys.lease(deliveryId)).putRecord(keys.delivery(deliveryId), updated).evict(keys.delivery(deliveryId));
       if (keepDue) txn.put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), EMPTY);
-      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.putRecord(keys.message(queueId), msgUpdated).evict(keys.message(queueId));
       txn.countDelivery(target, delivery.state, state);
       txn.countMessage(message.state, msgUpdated.state);
       await txn.commit(this.writer);
@@ -360,7 +395,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
           txn.put(keys.due(lane, next.dueAt, delivery.id), EMPTY);
           dueLanes.add(lane);
         }
-        txn.put(keys.delivery(delivery.id), encodeRecord(next));
+        txn.putRecord(keys.delivery(delivery.id), next);
         txn.countDelivery(delivery.targets[0] ?? '', delivery.state, action === 'delete' ? null : next.state);
         msgUpdated = withDeliveryState(msgUpdated, delivery.id, next.state);
       }
@@ -369,7 +404,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
         txn.del(keys.body(queueId)).del(keys.open(queueId)).put(keys.finished(now, queueId), EMPTY);
       }
       txn.countMessage(message.state, msgUpdated.state);
-      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.putRecord(keys.message(queueId), msgUpdated);
       await txn.commit(this.writer);
       for (const lane of dueLanes) this.emit('due', lane);
       return msgUpdated;
@@ -397,12 +432,12 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
           return next;
         });
         if (delivery.dueAt !== null) txn.del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id));
-        txn.put(keys.delivery(delivery.id), encodeRecord({ ...delivery, recipients, state: 'failed', dueAt: null }));
+        txn.putRecord(keys.delivery(delivery.id), { ...delivery, recipients, state: 'failed', dueAt: null });
         txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed');
         msgUpdated = withDeliveryState(msgUpdated, delivery.id, 'failed');
       }
       msgUpdated = this.finishIfDone(msgUpdated, txn);
-      txn.put(keys.message(queueId), encodeRecord(msgUpdated));
+      txn.putRecord(keys.message(queueId), msgUpdated);
       txn.countMessage(message.state, msgUpdated.state);
       const dsn = failed.length > 0 ? await report(message, failed, await this.getBody(queueId)) : null;
       if (dsn) this.stageMessage(dsn, this.now(), txn);
@@ -418,6 +453,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
    */
   async check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
     const { report, recounted } = await checkSpool(this.db, (ops) => this.writer.write(ops), this.counters.read(), repair, this.now(), onProgress);
+    this.cache.clear(); // a repair writes around the transactions
     if (repair && report.counts['counters-mismatch']) {
       this.counters.load(recounted);
       await this.writer.write([]); // the trailer persists the recounted snapshot
@@ -442,7 +478,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
       const txn = this.transaction().del(key);
       if (delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held') {
-        txn.put(keys.delivery(deliveryId), encodeRecord({ ...delivery, dueAt: now })).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
+        txn.putRecord(keys.delivery(deliveryId), { ...delivery, dueAt: now }).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
       }
       await txn.commit(this.writer);
     }
@@ -476,14 +512,19 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     queueId: string,
     withBody: boolean,
   ): Promise<[DeliveryRecord | null, MessageRecord | null, Buffer | null]> {
-    const wanted = [keys.delivery(deliveryId), keys.message(queueId)];
+    const deliveryKey = keys.delivery(deliveryId);
+    const messageKey = keys.message(queueId);
+    const delivery = this.cache.get<DeliveryRecord>(deliveryKey);
+    const message = this.cache.get<MessageRecord>(messageKey);
+    if (delivery && message && !withBody) return [delivery, message, null];
+    const wanted = [deliveryKey, messageKey];
     if (withBody) wanted.push(keys.body(queueId));
     const [d, m, b] = await this.db.getMany(wanted);
-    return [decodeRecord<DeliveryRecord>(d), decodeRecord<MessageRecord>(m), b ?? null];
+    return [delivery ?? decodeRecord<DeliveryRecord>(d), message ?? decodeRecord<MessageRecord>(m), b ?? null];
   }
 
   private transaction(): SpoolTransaction {
-    return new SpoolTransaction(this.counters);
+    return new SpoolTransaction(this.counters, this.cache);
   }
 
   /** When the message just finished: drop its body and queue entry, index it for retention. */

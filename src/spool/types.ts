@@ -97,6 +97,21 @@ export interface ClaimedDelivery {
   readonly body: Buffer;
 }
 
+/**
+ * A slot the scheduler reserved for a new delivery. The spool writes that delivery leased
+ * (not due) in the accept batch and then starts it: no claim round trip, and a crash
+ * makes it due again like any lease.
+ */
+export interface DispatchSlot {
+  /** The accept batch is on disk: run the attempt. */
+  start(claimed: ClaimedDelivery): void;
+  /** Not written (duplicate, failed write): give the slot back. */
+  cancel(): void;
+}
+
+/** Asked per new delivery at accept; null leaves the delivery to the due index. */
+export type Dispatcher = (lane: string) => DispatchSlot | null;
+
 /** What the scheduler decided after an attempt. */
 export interface AttemptUpdate {
   /** One record per target tried in this attempt (more than one after a failover). */
@@ -165,6 +180,8 @@ export interface Spool {
   ): Promise<MessageRecord>;
   /** Called with the lane whenever a delivery becomes due now (new message, retry, release). */
   onDue(listener: (lane: string) => void): void;
+  /** Lets the scheduler take new deliveries straight from accept (see DispatchSlot). */
+  setDispatcher(dispatcher: Dispatcher | null): void;
   /** Number of messages not finished (queued, deferred, held): the `maxQueued` measure. */
   unfinishedCount(): number;
   close(): Promise<void>;

@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { Reply } from '../../../src/delivery/types.js';
 import { isRelayError } from '../../../src/errors.js';
-import { LevelSpool, newQueueId, type AttemptUpdate, type NewMessage, type RecipientState } from '../../../src/spool/index.js';
+import {
+  LevelSpool,
+  newQueueId,
+  type AttemptUpdate,
+  type ClaimedDelivery,
+  type Dispatcher,
+  type NewMessage,
+  type RecipientState,
+} from '../../../src/spool/index.js';
 
 const T0 = 1_800_000_000_000;
 const DAY = 86_400_000;
@@ -273,6 +281,90 @@ describe('LevelSpool', () => {
     expect(afterTwo.message.state).toBe('bounced');
     expect(await spool.getBody(msg.queueId)).toBeNull();
     expect(spool.countsByState()).toMatchObject({ queued: 0, bounced: 1 });
+  });
+
+  describe('dispatch at accept', () => {
+    /** A dispatcher that grants `grants` slots and records what the spool does with them. */
+    class RecordingDispatcher {
+      readonly started: ClaimedDelivery[] = [];
+      readonly lanes: string[] = [];
+      cancelled = 0;
+      constructor(private grants: number) {}
+      readonly dispatcher: Dispatcher = (lane) => {
+        this.lanes.push(lane);
+        if (this.grants <= 0) return null;
+        this.grants -= 1;
+        return { start: (claimed) => this.started.push(claimed), cancel: () => (this.cancelled += 1) };
+      };
+    }
+
+    it('writes a dispatched delivery leased and starts it with its body; the rest stay due', async () => {
+      const spool = await openSpool();
+      const probe = new RecordingDispatcher(1);
+      spool.setDispatcher(probe.dispatcher);
+      const msg = message({
+        recipients: ['a@one.test', 'b@two.test'],
+        deliveries: [
+          { targets: ['one'], recipients: ['a@one.test'] },
+          { targets: ['two', 'backup'], recipients: ['b@two.test'] },
+        ],
+      });
+      await spool.accept(msg);
+      expect(probe.lanes).toEqual(['one', 'two+backup']);
+      expect(probe.started).toHaveLength(1);
+      const [started] = probe.started;
+      expect(started?.delivery).toMatchObject({ id: `${msg.queueId}.0`, state: 'queued', dueAt: null, attemptCount: 1 });
+      expect(started?.body).toEqual(msg.body);
+      // Leased: not in the due index; the undispatched one is.
+      expect(await spool.claimDue('one', now, 10)).toEqual([]);
+      expect((await spool.claimDue('two+backup', now, 10)).map((c) => c.delivery.id)).toEqual([`${msg.queueId}.1`]);
+      const after = await spool.completeAttempt(started!.delivery.id, outcome(['a@one.test'], 'delivered', null, now));
+      expect(after.delivery.state).toBe('delivered');
+      expect((await spool.getDeliveries(msg.queueId))[0]?.state).toBe('delivered');
+    });
+
+    it('makes a dispatched delivery that never completed due again after a reopen', async () => {
+      const first = await openSpool();
+      const probe = new RecordingDispatcher(1);
+      first.setDispatcher(probe.dispatcher);
+      const msg = message();
+      await first.accept(msg);
+      expect(probe.started).toHaveLength(1);
+      await first.close(); // as if the process died mid-attempt
+
+      now += 1000;
+      const second = await openSpool();
+      const [again] = await second.claimDue('outbox', now, 10);
+      expect(again?.delivery.id).toBe(`${msg.queueId}.0`);
+      expect(again?.body).toEqual(msg.body);
+      expect(again?.delivery.attemptCount).toBe(2);
+    });
+
+    it('gives the slot back when the accept cannot be written', async () => {
+      const spool = await openSpool();
+      const probe = new RecordingDispatcher(1);
+      spool.setDispatcher(probe.dispatcher);
+      await spool.close();
+      const err = await spool.accept(message()).catch((e: unknown) => e);
+      expect(isRelayError(err, 'ONWARD_ERR_SPOOL_WRITE')).toBe(true);
+      expect(probe.cancelled).toBe(1);
+      expect(probe.started).toEqual([]);
+    });
+
+    it('sees an operator hold made while a dispatched delivery is in flight (the record cache stays coherent)', async () => {
+      const spool = await openSpool();
+      const probe = new RecordingDispatcher(1);
+      spool.setDispatcher(probe.dispatcher);
+      const msg = message();
+      await spool.accept(msg);
+      expect((await spool.act(msg.queueId, 'hold')).state).toBe('held');
+      // The attempt in flight ends with a temporary failure: the delivery stays held, not deferred.
+      const after = await spool.completeAttempt(`${msg.queueId}.0`, outcome(msg.recipients, 'deferred', now + 60_000, now));
+      expect(after.delivery.state).toBe('held');
+      expect(after.message.state).toBe('held');
+      expect((await spool.getMessage(msg.queueId))?.state).toBe('held');
+      expect(await spool.claimDue('outbox', now + DAY, 10)).toEqual([]);
+    });
   });
 });
 
