@@ -5,6 +5,8 @@
 //
 //   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,100k,4k-http,latency]
 //                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
+//                      [--cpu-prof DIR]   (relay runs under node --cpu-prof; summarise with
+//                                          node bench/profile-summary.mjs DIR/*.cpuprofile)
 //
 // Load: smtp-source / smtp-sink (Debian package postfix) when installed, else the Node load
 // generator and sink in bench/lib with the same semantics. Acceptance latency (end of DATA →
@@ -27,6 +29,7 @@ const REPS = Number(opt('reps', quick ? 1 : 3));
 const ROWS = opt('rows', '4k-conn,4k-reuse,100k,4k-http,latency').split(',');
 const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
 const GROUP_COMMIT = !args.includes('--no-group-commit');
+const CPU_PROF_DIR = opt('cpu-prof', null);
 const SCALE = quick ? 0.25 : 1;
 const MAX_REP_SECONDS = 300;
 const PORTS = { relay: 2538, sink: 2536, http: 8035, admin: 9135 };
@@ -146,7 +149,8 @@ function procSample(pid) {
 
 async function startRelay(dir, target) {
   const config = relayConfig(dir, target);
-  const child = track(spawn(process.execPath, [join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const profile = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
+  const child = track(spawn(process.execPath, [...profile, join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
   await waitForPort(PORTS.relay);
   return child;
 }

@@ -47,7 +47,7 @@ interface Lane {
   again: boolean;
   /**
    * The due index may hold work for this lane (a wake-up, a timer, a full claim). While
-   * false, pumps skip the index reads and new deliveries may be dispatched at accept.
+   * false, pumps skip the index reads.
    */
   needsScan: boolean;
   timer: NodeJS.Timeout | null;
@@ -156,12 +156,13 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
-   * A slot for a new delivery of `name`, when its lane has nothing waiting in the due
-   * index (so nothing older is overtaken) and its first usable target has room.
+   * A slot for a new delivery of `name`, when the lane's first usable target has room.
+   * This does not overtake older due work: a slot freed while the lane has a backlog is
+   * taken by its pump at once (synchronously, in the attempt's `finally`).
    */
   private offer(name: string): DispatchSlot | null {
     const lane = this.lane(name);
-    if (this.stopping || lane.needsScan) return null;
+    if (this.stopping) return null;
     const { target, count } = this.reserve(lane, this.now(), 1);
     const slots = target === null ? undefined : this.targets.get(target)?.state;
     if (!slots || count === 0) return null;

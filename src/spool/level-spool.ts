@@ -245,6 +245,8 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       // A first attempt leaves the message record as it was: no need to rewrite it.
       if (msgUpdated.state !== message.state || message.deliveries[deliveryId] !== 'queued') {
         txn.putRecord(keys.message(queueId), msgUpdated, true);
+      } else {
+        txn.admit(keys.message(queueId), message);
       }
       txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'queued');
       txn.countMessage(message.state, msgUpdated.state);

@@ -44,6 +44,12 @@ export class SpoolTransaction {
     return this.evict(key);
   }
 
+  /** Caches a record read from disk, after the commit (it is hot: about to be attempted). */
+  admit(key: string, record: object): this {
+    this.cacheChanges.push({ key, record, admit: true });
+    return this;
+  }
+
   /** Drops a record from the cache after the commit (it goes cold: deferred or finished). */
   evict(key: string): this {
     this.cacheChanges.push({ key, record: null, admit: false });
