@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { AdminServer, LocalSpoolAdmin, RelayMetrics } from '../admin/index.js';
 import { BounceReporter } from '../bounce/index.js';
 import type { Config } from '../config/types.js';
-import { DeliveryScheduler } from '../delivery/index.js';
+import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
 import { SmtpIngress } from '../smtp/index.js';
@@ -49,7 +49,16 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   const router = createRouter(config.routes);
   const ingress = new SmtpIngress({ config, spool, capacity, logger });
   const reporter = new BounceReporter({ config, route: router, logger });
-  const scheduler = new DeliveryScheduler({ config, spool, logger, reporter });
+  // Transports run on the delivery thread when the compiled worker exists (not under ts-jest).
+  const workerScript = TransportHost.compiledWorker();
+  const transportHost = workerScript ? new TransportHost(logger.child({ component: 'delivery' }), workerScript) : null;
+  const scheduler = new DeliveryScheduler({
+    config,
+    spool,
+    logger,
+    reporter,
+    ...(transportHost ? { transports: (target, options) => transportHost.open(target, options) } : {}),
+  });
   const metrics = new RelayMetrics({ spool, ingress, scheduler });
   let listening = false;
   const admin = new AdminServer({
@@ -77,6 +86,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   } catch (err) {
     await ingress.close(0);
     await scheduler.stop(0);
+    await transportHost?.close();
     await admin.close();
     await spool.close();
     throw err;
@@ -109,6 +119,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
         const deadline = Date.now() + config.shutdownGraceMs;
         await ingress.close(config.shutdownGraceMs);
         await scheduler.stop(Math.max(0, deadline - Date.now()));
+        await transportHost?.close();
         await admin.close();
         await spool.close();
       })();

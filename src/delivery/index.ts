@@ -1,4 +1,5 @@
 export type * from './types.js';
+export { TransportHost } from './transport-host.js';
 export { DeliveryScheduler, type FailureReporter, type FailureReport, type SchedulerEvents } from './scheduler.js';
 export type { AttemptOutcome, RecipientOutcome } from './attempt.js';
 export { nextAttemptAt, isExpired } from './retry.js';

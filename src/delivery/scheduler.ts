@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { laneOf, type ClaimedDelivery, type DispatchSlot, type NewMessage, type Spool } from '../spool/index.js';
 import { runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
 import { TargetState } from './target-state.js';
-import { createTransport } from './transports.js';
+import { createTransport, type TransportFactory } from './transports.js';
 import type { Outcome } from './types.js';
 
 /** What the bounce step adds to an outcome: the DSN to spool with it, and whom it covers. */
@@ -31,6 +31,8 @@ export interface SchedulerDeps {
   readonly logger: Logger;
   readonly reporter: FailureReporter | null;
   readonly now?: () => number;
+  /** Where transports run; default this thread (the relay passes the delivery thread's). */
+  readonly transports?: TransportFactory;
 }
 
 /** Safety net: lanes are woken by spool events and timers; this catches anything missed. */
@@ -81,7 +83,8 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   private liveTarget(target: TargetConfig, state?: TargetState): LiveTarget {
-    return { state: state ?? new TargetState(target), transport: createTransport(target, { heloName: this.config.hostname }) };
+    const create = this.deps.transports ?? createTransport;
+    return { state: state ?? new TargetState(target), transport: create(target, { heloName: this.config.hostname }) };
   }
 
   /**

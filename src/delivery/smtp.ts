@@ -14,6 +14,7 @@ import {
   isTimeoutError,
   smtpReply,
 } from './classify.js';
+import { notAttemptedResult } from './results.js';
 import type { DeliveryJob, RecipientResult, Reply, Transport, TransportResult } from './types.js';
 
 export interface SmtpTransportOptions {
@@ -89,7 +90,7 @@ export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTrans
   return {
     deliver: (job) => {
       // A closed nodemailer pool drops new messages without ever calling back.
-      if (closed) return Promise.resolve(closedResult(job));
+      if (closed) return Promise.resolve(notAttemptedResult(job, 'SMTP transport closed'));
       return deliverSmtp(transporter, target, job);
     },
     close: () => {
@@ -133,16 +134,6 @@ async function deliverSmtp(
 function isContention(err: unknown): boolean {
   const code = asSmtpError(err).responseCode;
   return code === undefined ? isContentionError(err) : code === 421;
-}
-
-function closedResult(job: DeliveryJob): TransportResult {
-  const reply: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'SMTP transport closed' };
-  return {
-    recipients: job.envelope.to.map((address) => ({ address, outcome: 'error', reply })),
-    durationMs: 0,
-    retryAfterMs: null,
-    contention: false,
-  };
 }
 
 function resultsForError(job: DeliveryJob, target: SmtpTargetConfig, err: unknown): RecipientResult[] {

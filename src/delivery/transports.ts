@@ -9,6 +9,9 @@ import type { Transport } from './types.js';
 
 export type TransportOptions = SmtpTransportOptions;
 
+/** Makes a target's transport: in this thread (createTransport) or on the delivery thread. */
+export type TransportFactory = (target: TargetConfig, options: TransportOptions) => Transport;
+
 /** The transport for a target; `options` only matter for SMTP targets. */
 export function createTransport(target: TargetConfig, options: TransportOptions = {}): Transport {
   switch (target.type) {

@@ -1,0 +1,12 @@
+import type { DeliveryJob, Reply, TransportResult } from './types.js';
+
+/** ERROR for every recipient, for a job no downstream saw (transport closed, thread lost). */
+export function notAttemptedResult(job: DeliveryJob, text: string, durationMs = 0): TransportResult {
+  const reply: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text };
+  return {
+    recipients: job.envelope.to.map((address) => ({ address, outcome: 'error', reply })),
+    durationMs,
+    retryAfterMs: null,
+    contention: false,
+  };
+}
