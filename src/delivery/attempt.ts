@@ -28,6 +28,8 @@ export interface AttemptOutcome {
   readonly nextDueAt: number | null;
   /** No target could be tried (every one is down): give the delivery back untouched. */
   readonly skipped: boolean;
+  /** The attempt broke on our side (TransportResult.localFailure); its recipients are deferred. */
+  readonly interrupted: boolean;
   readonly earliestProbeAt: number | null;
 }
 
@@ -45,6 +47,7 @@ export async function runAttempt(
   const attempts: AttemptRecord[] = [];
   let retryAfterMs: number | null = null;
   let tried = 0;
+  let interrupted = false;
   let earliestProbeAt: number | null = null;
 
   for (const name of delivery.targets) {
@@ -63,7 +66,7 @@ export async function runAttempt(
       if (probeAt !== null) earliestProbeAt = earliestProbeAt === null ? probeAt : Math.min(earliestProbeAt, probeAt);
       continue; // circuit open: skip without spending a schedule step
     }
-    reserved = null; // the reservation covers one use
+    if (name === reserved) reserved = null; // the reservation covers one use
     tried += 1;
     const result = await live.transport.deliver({
       deliveryId: delivery.id,
@@ -73,18 +76,24 @@ export async function runAttempt(
       body,
       receivedAt: new Date(message.receivedAt),
     });
-    const worked = result.recipients.some((r) => r.outcome !== 'error');
-    live.state.end(now(), worked, result.contention);
+    if (result.localFailure) live.state.release(1);
+    else live.state.end(now(), result.recipients.some((r) => r.outcome !== 'error'), result.contention);
     if (result.retryAfterMs !== null) retryAfterMs = result.retryAfterMs;
     for (const r of result.recipients) results.set(r.address, r);
     attempts.push({ at, target: name, outcome: worstOutcome(result.recipients), reply: summarise(result.recipients), durationMs: result.durationMs });
     remaining = result.recipients.filter((r) => r.outcome === 'error').map((r) => r.address);
+    if (result.localFailure) {
+      interrupted = true;
+      break; // the target may have the message already: no failover, the retry decides
+    }
   }
+  // A reservation on a target the walk never reached (an earlier one took everything).
+  if (reserved !== null) targets.get(reserved)?.state.release(1);
 
   const end = now();
   const expired = isExpired(retry, delivery.createdAt, end);
   if (tried === 0) {
-    if (!expired) return { attempts: [], recipients: [], nextDueAt: null, skipped: true, earliestProbeAt };
+    if (!expired) return { attempts: [], recipients: [], nextDueAt: null, skipped: true, interrupted, earliestProbeAt };
     // Every target is down and the queue lifetime ran out meanwhile: give up, as Postfix
     // does for a destination it holds dead, with the last reply each recipient saw.
     const down: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'not attempted: every target is down (circuit open)' };
@@ -95,6 +104,7 @@ export async function runAttempt(
         .map((r) => ({ address: r.address, state: 'failed', reply: r.lastReply ?? down, expired: true })),
       nextDueAt: null,
       skipped: false,
+      interrupted,
       earliestProbeAt,
     };
   }
@@ -110,6 +120,7 @@ export async function runAttempt(
     recipients,
     nextDueAt: deferred ? nextAttemptAt(retry, delivery.attemptCount, end, retryAfterMs) : null,
     skipped: false,
+    interrupted,
     earliestProbeAt,
   };
 }

@@ -10,3 +10,8 @@ export function notAttemptedResult(job: DeliveryJob, text: string, durationMs = 
     contention: false,
   };
 }
+
+/** ERROR for every recipient of an attempt that broke on our side (see `localFailure`). */
+export function localFailureResult(job: DeliveryJob, text: string, durationMs: number): TransportResult {
+  return { ...notAttemptedResult(job, text, durationMs), localFailure: true };
+}

@@ -159,13 +159,13 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
-   * A slot for a new delivery of `name`, when the lane's first usable target has room.
-   * This does not overtake older due work: a slot freed while the lane has a backlog is
-   * taken by its pump at once (synchronously, in the attempt's `finally`).
+   * A slot for a new delivery of `name`, when its lane has nothing waiting in the due
+   * index (so nothing older is overtaken: a slot freed by an attempt comes free before the
+   * lane's pump runs) and its first usable target has room.
    */
   private offer(name: string): DispatchSlot | null {
     const lane = this.lane(name);
-    if (this.stopping) return null;
+    if (this.stopping || lane.needsScan || lane.pumping) return null;
     const { target, count } = this.reserve(lane, this.now(), 1);
     const slots = target === null ? undefined : this.targets.get(target)?.state;
     if (!slots || count === 0) return null;
@@ -181,6 +181,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       cancel: () => {
         slots.release(1);
         this.pumpSharing([target ?? ''], lane);
+        this.wake(lane.name);
       },
     };
   }
@@ -236,6 +237,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     lane.needsScan = false; // a wake-up from here on asks for another scan
     try {
       claimed = await this.deps.spool.claimDue(lane.name, now, count);
+    } catch (err) {
+      lane.needsScan = true; // the next pump tries again
+      throw err;
     } finally {
       const unused = count - claimed.length;
       slots?.release(unused);
@@ -253,7 +257,10 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       lane.needsScan = true; // more may be due: finishing attempts pump again
       return;
     }
-    const nextDue = await this.deps.spool.nextDueAt(lane.name);
+    const nextDue = await this.deps.spool.nextDueAt(lane.name).catch((err: unknown) => {
+      lane.needsScan = true;
+      throw err;
+    });
     if (nextDue !== null) this.arm(lane, nextDue);
   }
 
@@ -284,6 +291,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     const { delivery } = claimed;
     try {
       const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now, reserved);
+      // Stopping cut the attempt short (the delivery thread was stopped): the lease keeps it
+      // due at the next start, without spending a schedule step.
+      if (outcome.interrupted && this.stopping) return;
       if (outcome.skipped) {
         // Back at the next probe, or when the queue lifetime ends if that comes first.
         const probeAt = outcome.earliestProbeAt ?? this.now() + 1000;

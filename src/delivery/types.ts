@@ -46,6 +46,11 @@ export interface TransportResult {
   readonly retryAfterMs: number | null;
   /** A contention signal (429, 503, timeout, refused connection): halve the target's concurrency. */
   readonly contention: boolean;
+  /**
+   * The attempt broke on our side, not the target's (the delivery thread was lost): every
+   * recipient is ERROR, the target's health is not judged by it and no failover follows.
+   */
+  readonly localFailure?: true;
 }
 
 export interface Transport {

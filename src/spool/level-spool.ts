@@ -79,6 +79,8 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
   private readonly locks = new KeyedMutex();
   private readonly cache = new RecordCache(RECORD_CACHE_ENTRIES);
   private dispatcher: Dispatcher | null = null;
+  /** Deliveries this process has leased and not yet completed or given back. */
+  private readonly leased = new Set<string>();
   private readonly writer: SpoolWriter;
   private readonly now: () => number;
   private janitorTimer: NodeJS.Timeout | null = null;
@@ -97,6 +99,11 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
         if (this.closing) throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', 'spool is closing');
         await db.close();
         await db.open();
+        // A batch reported as failed may still have reached the log and come back with
+        // recovery: drop cached records, and make due any lease nobody here holds (an
+        // accept reported as failed whose deliveries were written leased).
+        this.cache.clear();
+        void this.recoverLeases().catch(() => undefined);
       },
       (seconds, writes) => this.emit('batch', { seconds, writes }),
       options.groupCommit ?? true,
@@ -178,8 +185,10 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       }
       deliveries.forEach((delivery, i) => {
         const slot = slots[i];
-        if (slot) slot.start({ delivery, message, body: msg.body });
-        else this.emit('due', laneOf(delivery.targets));
+        if (slot) {
+          this.leased.add(delivery.id);
+          slot.start({ delivery, message, body: msg.body });
+        } else this.emit('due', laneOf(delivery.targets));
       });
       return { status: 'queued', queueId: msg.queueId };
     };
@@ -251,6 +260,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'queued');
       txn.countMessage(message.state, msgUpdated.state);
       await txn.commit(this.writer);
+      this.leased.add(deliveryId);
       return { delivery: updated, message: msgUpdated, body };
     });
   }
@@ -274,6 +284,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       txn.countMessage(message.state, msgUpdated.state);
       if (update.dsn) this.stageMessage(update.dsn, now, txn);
       await txn.commit(this.writer);
+      this.leased.delete(deliveryId);
       if (updated.dueAt !== null && updated.dueAt <= now) this.emit('due', lane);
       if (update.dsn) for (const d of update.dsn.deliveries) this.emit('due', laneOf(d.targets));
       return { message: msgUpdated, delivery: updated };
@@ -304,6 +315,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       txn.countDelivery(target, delivery.state, state);
       txn.countMessage(message.state, msgUpdated.state);
       await txn.commit(this.writer);
+      this.leased.delete(deliveryId);
     });
   }
 
@@ -472,17 +484,24 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return this.closing;
   }
 
-  /** Deliveries that were in flight when the process died become due again (at-least-once). */
+  /**
+   * Leases nobody in this process holds become due again (at-least-once): at open, those of
+   * deliveries in flight when the process died; after a reopen, those of failed batches.
+   */
   private async recoverLeases(): Promise<void> {
-    const now = this.now();
     for (const key of await this.db.keys(keys.leases).all()) {
       const deliveryId = lastPart(key);
-      const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
-      const txn = this.transaction().del(key);
-      if (delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held') {
-        txn.putRecord(keys.delivery(deliveryId), { ...delivery, dueAt: now }).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
-      }
-      await txn.commit(this.writer);
+      if (this.leased.has(deliveryId)) continue;
+      await this.locks.run(deliveryId.slice(0, deliveryId.indexOf('.')), async () => {
+        if (this.leased.has(deliveryId) || (await this.db.get(key)) === undefined) return;
+        const now = this.now();
+        const delivery = decodeRecord<DeliveryRecord>(await this.db.get(keys.delivery(deliveryId)));
+        const txn = this.transaction().del(key);
+        const due = delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held';
+        if (due) txn.putRecord(keys.delivery(deliveryId), { ...delivery, dueAt: now }).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
+        await txn.commit(this.writer);
+        if (due) this.emit('due', laneOf(delivery.targets));
+      });
     }
   }
 

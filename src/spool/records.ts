@@ -3,7 +3,7 @@
  * attempt or an operator action. No I/O; the LevelDB adapter writes what these return.
  */
 import { deliveryId as makeDeliveryId } from './ids.js';
-import { FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
+import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
 import type { AdminAction, AttemptUpdate, DeliveryRecord, DeliveryState, MessageRecord, NewMessage, RecipientRecord } from './types.js';
 
 export function newRecords(msg: NewMessage, now: number): { message: MessageRecord; deliveries: DeliveryRecord[] } {
@@ -50,9 +50,14 @@ export function isFinished(message: MessageRecord): boolean {
 
 /**
  * The delivery after an attempt: recipient outcomes applied; final when every recipient
- * is; otherwise deferred to `nextDueAt` (held and deleted deliveries stay as they are).
+ * is; otherwise deferred to `nextDueAt` (held and deleted deliveries stay as they are). A
+ * delivery that became final while the attempt ran (an operator `bounce`) stays final:
+ * the attempt is only recorded.
  */
 export function afterAttempt(delivery: DeliveryRecord, messageDeleted: boolean, update: AttemptUpdate, now: number): DeliveryRecord {
+  if (FINAL_DELIVERY_STATES.has(delivery.state)) {
+    return { ...delivery, attempts: [...delivery.attempts, ...update.attempts] };
+  }
   const byAddress = new Map(update.recipients.map((r) => [r.address, r]));
   const reported = new Set(update.reported ?? []);
   const recipients: RecipientRecord[] = delivery.recipients.map((r) => {

@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../../src/config/index.js';
 import type { TargetConfig } from '../../../src/config/types.js';
 import { TransportHost, type DeliveryJob } from '../../../src/delivery/index.js';
-import { ensureBuilt, makeTempDir, removeDir, REPO_ROOT, useCleanup } from '../../helpers/common.js';
+import { ensureBuilt, makeTempDir, removeDir, REPO_ROOT, sleep, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 
 const silent = pino({ level: 'silent' });
@@ -88,11 +88,40 @@ parentPort.on('message', (m) => {
     const lost = await transport.deliver(job('0THREAD0000002.die', 'x'));
     expect(lost.recipients.map((r) => r.outcome)).toEqual(['error', 'error']);
     expect(lost.recipients[0]?.reply.text).toMatch(/delivery thread exited \(code 7\)/);
+    expect(lost.localFailure).toBe(true); // the target is not blamed for it
 
-    const next = await transport.deliver(job('0THREAD0000003.0', 'y'));
+    // The replacement starts after a short pause (the first thread died young); meanwhile
+    // attempts end as local failures too, never as OK.
+    const next = await waitForValue(
+      () => transport.deliver(job('0THREAD0000003.0', 'y')),
+      (r) => r.recipients.every((x) => x.outcome === 'ok') || r.localFailure !== true,
+      5_000,
+      'an attempt on the new thread',
+    );
     expect(next.recipients.map((r) => [r.outcome, r.reply.text])).toEqual([
       ['ok', 'done by a thread'],
       ['ok', 'done by a thread'],
     ]);
+  });
+
+  it('backs off when every new thread dies at once, instead of respawning in a tight loop', async () => {
+    const dir = await makeTempDir('onward-thread-');
+    defer(() => removeDir(dir));
+    const script = join(dir, 'broken-worker.mjs');
+    await writeFile(script, 'process.exit(9);\n');
+    const lines: string[] = [];
+    const logger = pino({ level: 'error' }, { write: (line: string) => void lines.push(line) });
+    const host = new TransportHost(logger, pathToFileURL(script));
+    defer(() => host.close());
+    const transport = host.open(httpTarget('http://127.0.0.1:9/unused'), {});
+    await sleep(1_500);
+    const exits = lines.filter((l) => l.includes('delivery thread exited')).map((l) => JSON.parse(l) as { restartInMs: number });
+    // Pauses 100, 200, 400, 800 ms…: a handful of restarts in 1.5 s, not hundreds.
+    expect(exits.length).toBeGreaterThanOrEqual(2);
+    expect(exits.length).toBeLessThanOrEqual(6);
+    expect(exits.map((e) => e.restartInMs).slice(0, 3)).toEqual([100, 200, 400]);
+    const result = await transport.deliver(job('0THREAD0000004.0', 'z'));
+    expect(result.recipients.map((r) => r.outcome)).toEqual(['error', 'error']);
+    expect(result.localFailure).toBe(true);
   });
 });

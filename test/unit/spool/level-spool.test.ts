@@ -283,6 +283,20 @@ describe('LevelSpool', () => {
     expect(spool.countsByState()).toMatchObject({ queued: 0, bounced: 1 });
   });
 
+  it('keeps a message bounced by the operator while its attempt was in flight bounced when the attempt then defers', async () => {
+    const spool = await openSpool();
+    const msg = message();
+    await spool.accept(msg);
+    const [claimed] = await spool.claimDue('outbox', now, 10);
+    const reason: Reply = { kind: 'x-onward', code: null, enhancedStatus: '5.0.0', text: 'bounced by the operator' };
+    expect((await spool.giveUp(msg.queueId, reason, () => Promise.resolve(null))).state).toBe('bounced');
+    const after = await spool.completeAttempt(claimed!.delivery.id, outcome(msg.recipients, 'deferred', now + 60_000, now));
+    expect([after.delivery.state, after.delivery.dueAt, after.message.state]).toEqual(['failed', null, 'bounced']);
+    expect(after.delivery.attempts).toHaveLength(1);
+    expect(await spool.claimDue('outbox', now + DAY, 10)).toEqual([]);
+    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, bounced: 1 });
+  });
+
   describe('dispatch at accept', () => {
     /** A dispatcher that grants `grants` slots and records what the spool does with them. */
     class RecordingDispatcher {

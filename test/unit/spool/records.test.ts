@@ -49,6 +49,21 @@ describe('spool record transitions', () => {
     expect(d.attempts).toHaveLength(1);
   });
 
+  it('keeps a delivery that became final while its attempt ran (operator bounce) final, recording the attempt', () => {
+    const bounced: DeliveryRecord = { ...delivery(), state: 'failed', recipients: delivery().recipients.map((r) => ({ ...r, state: 'failed' as const })) };
+    const d = afterAttempt(bounced, false, {
+      attempts: [{ at: NOW, target: 'hooks', outcome: 'error', reply: reply.text, durationMs: 3 }],
+      recipients: [
+        { address: 'b@example.org', state: 'deferred', reply },
+        { address: 'c@example.org', state: 'deferred', reply },
+      ],
+      nextDueAt: NOW + 60_000,
+    }, NOW);
+    expect([d.state, d.dueAt]).toEqual(['failed', null]);
+    expect(d.recipients.map((r) => r.state)).toEqual(['failed', 'failed']);
+    expect(d.attempts).toHaveLength(1);
+  });
+
   it('makes a delivery failed once every recipient is final and one failed, with no due time', () => {
     const d = afterAttempt(delivery(), false, {
       attempts: [],
