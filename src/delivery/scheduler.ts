@@ -84,7 +84,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
 
   private liveTarget(target: TargetConfig, state?: TargetState): LiveTarget {
     const create = this.deps.transports ?? createTransport;
-    return { state: state ?? new TargetState(target), transport: create(target, { heloName: this.config.hostname }) };
+    const live = { state: state ?? new TargetState(target), transport: create(target, { heloName: this.config.hostname }) };
+    live.state.onSlotFreed = () => this.pumpUsing(target.name);
+    return live;
   }
 
   /**
@@ -159,13 +161,14 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   /**
-   * A slot for a new delivery of `name`, when its lane has nothing waiting in the due
-   * index (so nothing older is overtaken: a slot freed by an attempt comes free before the
-   * lane's pump runs) and its first usable target has room.
+   * A slot for a new delivery of `name`, when the lane's first usable target has room.
+   * Nothing older is overtaken: a freed slot goes, synchronously, to the pumps of lanes
+   * with due work waiting (TargetState.onSlotFreed), so one is free here only when no
+   * waiting lane could take it.
    */
   private offer(name: string): DispatchSlot | null {
     const lane = this.lane(name);
-    if (this.stopping || lane.needsScan || lane.pumping) return null;
+    if (this.stopping) return null;
     const { target, count } = this.reserve(lane, this.now(), 1);
     const slots = target === null ? undefined : this.targets.get(target)?.state;
     if (!slots || count === 0) return null;
@@ -343,6 +346,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       this.pumpSharing(lane.targets, lane);
       this.pump(lane);
     }
+  }
+
+  /** Pumps every lane that uses `target` (those with nothing to scan return at once). */
+  private pumpUsing(target: string): void {
+    for (const lane of this.lanes.values()) if (lane.needsScan && lane.targets.includes(target)) this.pump(lane);
   }
 
   /** Pumps every lane other than `except` that uses one of `targets`. */

@@ -13,6 +13,11 @@ export class TargetState {
   private downUntil: number | null = null;
   private probing = false;
   private waiters: (() => void)[] = [];
+  /**
+   * Called, synchronously, whenever a slot comes free: the scheduler gives it to lanes with
+   * due work waiting before any new message can take it at accept.
+   */
+  onSlotFreed: () => void = () => undefined;
 
   constructor(public config: TargetConfig) {
     this.limit = config.concurrency;
@@ -85,5 +90,6 @@ export class TargetState {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
+    this.onSlotFreed();
   }
 }
