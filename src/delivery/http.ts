@@ -1,8 +1,11 @@
 /**
- * HTTP (webhook) target: one POST per delivery with Node's global fetch (SPEC section 4).
+ * HTTP (webhook) target: one POST per delivery over a keep-alive connection pool (SPEC
+ * section 4). undici's `request` rather than `fetch`: the same client without the WHATWG
+ * stream and Headers layers, about half the CPU per request.
  */
 import { createHmac } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
+import { Pool } from 'undici';
 import type { HttpTargetConfig } from '../config/types.js';
 import {
   classifyHttpStatus,
@@ -25,13 +28,21 @@ const MAX_DRAIN_BYTES = 64 * 1024;
  * Every recipient gets the same result; `deliver` never rejects.
  */
 export function createHttpTransport(target: HttpTargetConfig): Transport {
+  const url = new URL(target.url);
+  // One pool per target: as many connections as the target may have requests in flight.
+  const pool = new Pool(url.origin, { connections: target.concurrency });
+  let closed = false;
   return {
-    deliver: (job) => deliverHttp(target, job),
-    close: () => Promise.resolve(),
+    deliver: (job) => deliverHttp(target, pool, `${url.pathname}${url.search}`, job),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await pool.close().catch(() => undefined);
+    },
   };
 }
 
-async function deliverHttp(target: HttpTargetConfig, job: DeliveryJob): Promise<TransportResult> {
+async function deliverHttp(target: HttpTargetConfig, pool: Pool, path: string, job: DeliveryJob): Promise<TransportResult> {
   const startedAt = performance.now();
   const finish = (outcome: Outcome, reply: Reply, retryAfterMs: number | null, contention: boolean): TransportResult => ({
     recipients: job.envelope.to.map((address) => ({ address, outcome, reply })),
@@ -49,26 +60,26 @@ async function deliverHttp(target: HttpTargetConfig, job: DeliveryJob): Promise<
   }
 
   try {
-    const signal = AbortSignal.timeout(target.timeoutMs);
-    const response = await fetch(target.url, {
+    // Redirects are not followed (a redirected POST may lose its body): the status speaks.
+    const response = await pool.request({
+      path,
       method: 'POST',
       headers: request.headers,
       body: request.body,
-      signal,
-      // A redirected POST may turn into a GET without the body; let the status speak instead.
-      redirect: 'manual',
+      signal: AbortSignal.timeout(target.timeoutMs),
     });
-    await drainBody(response);
-    const status = response.status;
-    const reason = response.statusText !== '' ? response.statusText : (STATUS_CODES[status] ?? '');
+    // Read (and forget) a bounded amount of the body so the connection can be reused.
+    await response.body.dump({ limit: MAX_DRAIN_BYTES }).catch(() => undefined);
+    const status = response.statusCode;
     const reply: Reply = {
       kind: 'http',
       code: status,
       enhancedStatus: null,
-      text: `HTTP ${String(status)} ${reason}`.trim(),
+      text: `HTTP ${String(status)} ${STATUS_CODES[status] ?? ''}`.trim(),
     };
     const contention = isContentionStatus(status);
-    const retryAfterMs = contention ? parseRetryAfter(response.headers.get('retry-after'), Date.now()) : null;
+    const retryAfter = response.headers['retry-after'];
+    const retryAfterMs = contention ? parseRetryAfter(Array.isArray(retryAfter) ? (retryAfter[0] ?? null) : (retryAfter ?? null), Date.now()) : null;
     return finish(classifyHttpStatus(status), reply, retryAfterMs, contention);
   } catch (err) {
     return finish('error', errorReply('http', err, target.timeoutMs), null, isContentionError(err));
@@ -136,24 +147,4 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | n
 /** SMTPUTF8 addresses: HTTP header values are bytes, so send UTF-8 bytes rather than Latin-1 mojibake. */
 function headerValue(value: string): string {
   return Buffer.from(value, 'utf8').toString('latin1');
-}
-
-/** Reads (and forgets) a bounded amount of the body so undici can reuse the connection. */
-async function drainBody(response: Response): Promise<void> {
-  if (response.body === null) return;
-  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
-  let seen = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      seen += value.byteLength;
-      if (seen > MAX_DRAIN_BYTES) {
-        await reader.cancel();
-        return;
-      }
-    }
-  } catch {
-    // The status is what counts; a body cut short changes nothing about the outcome.
-  }
 }

@@ -1,5 +1,5 @@
 /**
- * The delivery thread: transports (nodemailer, fetch, file writes) run in a worker thread,
+ * The delivery thread: transports (nodemailer, undici, file writes) run in a worker thread,
  * so their CPU — protocol parsing, socket writes to the downstream — does not compete with
  * SMTP ingress and the spool on the main thread. The scheduler, target state and spool stay
  * here; only DeliveryJob in and TransportResult out cross the thread boundary.
