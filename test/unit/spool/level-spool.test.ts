@@ -39,6 +39,17 @@ function message(overrides: Partial<NewMessage> = {}): NewMessage {
   };
 }
 
+/** One recipient routed to `one`, one to the failover list `two` + `backup`: two deliveries. */
+function twoRouteMessage(): NewMessage {
+  return message({
+    recipients: ['a@one.test', 'b@two.test'],
+    deliveries: [
+      { targets: ['one'], recipients: ['a@one.test'] },
+      { targets: ['two', 'backup'], recipients: ['b@two.test'] },
+    ],
+  });
+}
+
 function outcome(addresses: readonly string[], state: RecipientState, nextDueAt: number | null, at: number): AttemptUpdate {
   const reply = state === 'delivered' ? OK : TEMP;
   return {
@@ -257,13 +268,7 @@ describe('LevelSpool', () => {
 
   it('splits recipients into one delivery per route and finishes the message only when all are final', async () => {
     const spool = await openSpool();
-    const msg = message({
-      recipients: ['a@one.test', 'b@two.test'],
-      deliveries: [
-        { targets: ['one'], recipients: ['a@one.test'] },
-        { targets: ['two', 'backup'], recipients: ['b@two.test'] },
-      ],
-    });
+    const msg = twoRouteMessage();
     await spool.accept(msg);
     const [one] = await spool.claimDue('one', now, 10);
     const [two] = await spool.claimDue('two+backup', now, 10);
@@ -316,13 +321,7 @@ describe('LevelSpool', () => {
       const spool = await openSpool();
       const probe = new RecordingDispatcher(1);
       spool.setDispatcher(probe.dispatcher);
-      const msg = message({
-        recipients: ['a@one.test', 'b@two.test'],
-        deliveries: [
-          { targets: ['one'], recipients: ['a@one.test'] },
-          { targets: ['two', 'backup'], recipients: ['b@two.test'] },
-        ],
-      });
+      const msg = twoRouteMessage();
       await spool.accept(msg);
       expect(probe.lanes).toEqual(['one', 'two+backup']);
       expect(probe.started).toHaveLength(1);
