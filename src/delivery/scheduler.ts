@@ -60,9 +60,9 @@ interface Lane {
  * Drives deliveries from the spool's due index to the transports. Each lane (a failover
  * list of targets) is pumped independently: claim as many due deliveries as its first
  * usable target may run, run them, pump again when one finishes. Nothing scans the
- * spool: the next wake-up is the lane's earliest due key. A new message whose lane has
- * no backlog and a free slot skips the index: the spool writes it leased and hands it
- * straight over (see DispatchSlot).
+ * spool: the next wake-up is the lane's earliest due key. A new message whose target has
+ * a free slot skips the index: the spool writes it leased and hands it straight over (see
+ * DispatchSlot). A slot that comes free goes to lanes with due work first (pumpUsing).
  */
 export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly targets = new Map<string, LiveTarget>();
@@ -181,11 +181,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
         slots.release(1); // stop() began during the accept: leave it due for the next start
         this.track(this.deps.spool.postpone(claimed.delivery.id, this.now()));
       },
-      cancel: () => {
-        slots.release(1);
-        this.pumpSharing([target ?? ''], lane);
-        this.wake(lane.name);
-      },
+      cancel: () => slots.release(1), // the freed slot goes to waiting lanes (pumpUsing)
     };
   }
 
@@ -245,9 +241,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       throw err;
     } finally {
       const unused = count - claimed.length;
-      slots?.release(unused);
-      // Slots this lane took but did not need may be what another lane is waiting for.
-      if (unused > 0 && target !== null) this.pumpSharing([target], lane);
+      slots?.release(unused); // what this lane did not need goes to waiting lanes (pumpUsing)
     }
     if (this.stopping) {
       // stop() began while we were claiming: hand these back untouched, due now.
@@ -341,24 +335,32 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     } catch (err) {
       this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; it stays leased until restart');
     } finally {
-      // Slots freed on these targets may unblock lanes that share them: the others first,
-      // so a busy lane cannot keep retaking every slot it frees (fairness between lanes).
-      this.pumpSharing(lane.targets, lane);
+      // The freed slot already went to lanes with due work (pumpUsing); this catches a
+      // wake-up that came while this lane's pump was busy.
       this.pump(lane);
     }
   }
 
-  /** Pumps every lane that uses `target` (those with nothing to scan return at once). */
+  /**
+   * A slot of `target` came free (TargetState.onSlotFreed): lanes with due work that use it
+   * are pumped at once, before a new message could take the slot at accept. Lanes take
+   * turns: the first one served moves to the back, so a busy lane cannot keep retaking
+   * every slot it frees from another that shares its target.
+   */
   private pumpUsing(target: string): void {
-    for (const lane of this.lanes.values()) if (lane.needsScan && lane.targets.includes(target)) this.pump(lane);
-  }
-
-  /** Pumps every lane other than `except` that uses one of `targets`. */
-  private pumpSharing(targets: readonly string[], except: Lane): void {
-    for (const other of this.lanes.values()) {
-      if (other !== except && other.targets.some((t) => targets.includes(t))) this.pump(other);
+    let served = false;
+    for (const lane of [...this.lanes.values()]) {
+      if (!lane.needsScan || !lane.targets.includes(target)) continue;
+      this.pump(lane);
+      if (!served) {
+        served = true;
+        this.lanes.delete(lane.name);
+        this.lanes.set(lane.name, lane);
+      }
     }
   }
+
+
 
   /** The outcome must reach the spool: retry the write (e.g. disk full) while running. */
   private async complete(
