@@ -348,15 +348,15 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
    * every slot it frees from another that shares its target.
    */
   private pumpUsing(target: string): void {
-    let served = false;
-    for (const lane of [...this.lanes.values()]) {
+    let served: Lane | null = null;
+    for (const lane of this.lanes.values()) {
       if (!lane.needsScan || !lane.targets.includes(target)) continue;
+      served ??= lane;
       this.pump(lane);
-      if (!served) {
-        served = true;
-        this.lanes.delete(lane.name);
-        this.lanes.set(lane.name, lane);
-      }
+    }
+    if (served) {
+      this.lanes.delete(served.name);
+      this.lanes.set(served.name, served);
     }
   }
 

@@ -26,10 +26,10 @@ export class SpoolTransaction {
     private readonly cache: RecordCache,
   ) {}
 
-  /** Puts raw bytes (bodies, index entries); a cached copy of the key, if any, is dropped. */
+  /** Puts raw bytes (bodies, index entries); message and delivery records go through putRecord. */
   put(key: string, value: Buffer): this {
     this.ops.push({ type: 'put', key, value });
-    return this.evict(key);
+    return this;
   }
 
   /** Puts a message or delivery record; `admit` caches it (hot: about to be attempted). */

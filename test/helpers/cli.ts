@@ -31,6 +31,17 @@ import { freePort, removeDir, sendRaw, sleep, spawnOnward, testConfig, useTeardo
 // Teardown and process bookkeeping
 
 /** A Teardown run by afterAll that, after every step registered with it, SIGKILLs the children this module spawned that still run. */
+/** The header line of the human `spool list` table. */
+export const LIST_HEADER = /^ID\s+STATE\s+AGE\s+SIZE\s+NEXT ATTEMPT\s+SENDER$/;
+
+/** What an offline command prints while another holds the spool's lock (progress, not an error). */
+export const LOCK_WAIT_NOTICE = 'onward: the spool is in use by another onward command; waiting for it…\n';
+
+/** `stderr` without a leading lock-wait notice: commands run side by side may take turns. */
+export function withoutLockWait(stderr: string): string {
+  return stderr.startsWith(LOCK_WAIT_NOTICE) ? stderr.slice(LOCK_WAIT_NOTICE.length) : stderr;
+}
+
 export function useCliTeardown(): Teardown {
   const teardown = useTeardown();
   teardown.add(killSpawned); // registered first, so it runs last

@@ -27,10 +27,11 @@ import {
   type ServeProcess,
   type ShowJson,
   type StatsJson,
+  LIST_HEADER,
+  withoutLockWait,
 } from '../../helpers/cli.js';
 
 const HOUR = 3_600_000;
-const LIST_HEADER = /^ID\s+STATE\s+AGE\s+SIZE\s+NEXT ATTEMPT\s+SENDER$/;
 const ROW = /^([0-9A-Z]{15})\s+(queued|deferred|held|delivered|bounced|deleted)\s+\S+\s+[\d.]+ [KMG]?B\s+(now|-|in \S+)\s+(\S+)$/;
 
 /** The read-only commands compared between the two modes, by name. */
@@ -401,8 +402,3 @@ describe('spool commands through a running relay and on the stopped spool', () =
     expect(await relay.stop()).toBe(0);
   }, 60_000);
 });
-
-/** Offline commands run in parallel here: one may say it waits for another's spool lock. */
-function withoutLockWait(stderr: string): string {
-  return stderr.replace(/^onward: the spool is in use by another onward command; waiting for it…\n/, '');
-}
