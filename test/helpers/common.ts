@@ -13,8 +13,8 @@
  * await waitUntil('the message delivered', async () => (await t.relay.spool.getMessage(id))?.state === 'delivered');
  * ```
  */
-import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -423,20 +423,9 @@ export class ReplyQueue<R> {
 // ---------------------------------------------------------------------------------------
 // The built relay as a child process
 
-/** Builds `dist/` when it is missing or older than any file under `src/`. */
+/** `dist/` is built once by jest's globalSetup (test/global-setup.mjs); a suite that needs it says so clearly. */
 export function ensureBuilt(): void {
-  if (existsSync(BUILT_CLI) && newestMtime(join(REPO_ROOT, 'src')) <= newestMtime(join(REPO_ROOT, 'dist'))) return;
-  const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: REPO_ROOT, stdio: 'pipe', encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
-}
-
-function newestMtime(path: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(path, { withFileTypes: true })) {
-    const full = join(path, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(full) : statSync(full).mtimeMs);
-  }
-  return newest;
+  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: npm test builds it in test/global-setup.mjs`);
 }
 
 /**
@@ -506,7 +495,7 @@ export interface ServeOptions {
  */
 export async function spawnServeChild(configPath: string, options: ServeOptions = {}): Promise<ServeChild> {
   const { timeoutMs = 15_000, settleMs = 150, signalOnReady } = options;
-  if (!existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run \`npm run build\` before these tests`);
+  ensureBuilt();
   const child = spawnOnward(['serve', '--config', configPath], { cwd: options.cwd, env: options.env });
   if (child.pid === undefined) throw new Error('could not spawn bin/onward serve');
   const pid = child.pid;

@@ -1,14 +1,13 @@
 /**
  * The reliability harness in a small configuration (issue 7): `bench/chaos.mjs` runs the built
- * relay (`dist/`; built here when missing) against faulty HTTP and SMTP sinks, SIGKILLs it three
+ * relay (`dist/`, built by jest's globalSetup) against faulty HTTP and SMTP sinks, SIGKILLs it three
  * times (a spool check on each dead spool), lets the queue drain and checks its ledger. The
  * harness decides pass/fail; this test asserts that it passed and lost nothing.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { BUILT_CLI, REPO_ROOT as ROOT } from '../helpers/common.js';
+import { ensureBuilt, REPO_ROOT as ROOT } from '../helpers/common.js';
 
 const CHAOS = join(ROOT, 'bench', 'chaos.mjs');
 /** The harness bounds itself; this is the backstop for a hung child. */
@@ -39,11 +38,7 @@ function runChaos(args: readonly string[]): Promise<Run> {
 }
 
 describe('chaos harness (bench/chaos.mjs)', () => {
-  beforeAll(() => {
-    if (!existsSync(BUILT_CLI)) {
-      execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
-    }
-  }, 120_000);
+  beforeAll(() => ensureBuilt());
 
   it(
     'loses nothing acknowledged across 3 SIGKILLs with failing downstreams, and every spool check is clean',

@@ -12,7 +12,7 @@ describe('RelayError', () => {
 
   it('has unique codes, each documented in the README error table and nothing more', () => {
     expect(new Set(ERROR_CODES).size).toBe(ERROR_CODES.length);
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const readme = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
     const documented = [...readme.matchAll(/^\| `(ONWARD_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]);
     expect([...documented].sort()).toEqual([...ERROR_CODES].sort());
   });
