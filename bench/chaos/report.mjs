@@ -1,0 +1,119 @@
+// The report: progress lines while running, the `--json` results document, and the summary
+// table printed from that document (so that the two cannot disagree).
+
+export function fmtBytes(n) {
+  return n === null || n === undefined ? '-' : `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function verdictText(grows) {
+  return grows === null ? 'too few samples to judge' : grows ? 'GROWS' : 'flat';
+}
+
+/** One progress line (every 3 s unless --quiet). `open`: unfinished messages at the last stats, or null. */
+export function progressLine({ opts, ledger, sinks, open, kills, sample }) {
+  return (
+    `sent ${ledger.sent}/${opts.messages} acked ${ledger.acked} refused ${ledger.refused} · ` +
+    `delivered ${sinks.http.ds.distinctAcked() + sinks.smtp.ds.distinctAcked()} rcpts (http ${sinks.http.ds.requests} req, smtp ${sinks.smtp.ds.requests} DATA) ` +
+    `dsn ${sinks.bounce.dsns.count} · queue ${open ?? '-'} · kills ${kills}/${opts.kills}` +
+    (sample ? ` · rss ${fmtBytes(sample.rss)} fds ${sample.fds}` : '')
+  );
+}
+
+const seconds = (s) => (s === null ? null : Number(s.toFixed(1)));
+
+/** The `--json` document. */
+export function buildResults({ opts, ledger, plans, verdict, judgement, sinks, scheduler, cluster, finalStop, finalStats, times, sampler, dir }) {
+  const { http, smtp, bounce } = sinks;
+  return {
+    pass: judgement.pass,
+    seed: opts.seed,
+    mode: opts.soak ? 'soak' : 'count',
+    options: { messages: opts.messages, connections: opts.connections, kills: opts.kills, fail: opts.fail, minutes: opts.minutes, rate: opts.rate, size: opts.size },
+    sent: ledger.sent,
+    transactions: ledger.transactions,
+    acknowledged: ledger.acked,
+    refused: ledger.refused,
+    poison: plans.list.filter((p) => p.poison).length,
+    temporaryFailures: ledger.tempFailures,
+    gaveUp: ledger.gaveUp,
+    resubmissions: ledger.resubmits,
+    dedupHits: ledger.dedupHits,
+    connectionErrorsAfterData: ledger.uncertainErrors,
+    connectionErrorsBeforeData: ledger.earlyErrors,
+    retriedAfterLost250: { alreadyQueued: ledger.recoveredAfterError, freshId: ledger.freshAfterError },
+    uncertainNeverAcked: { seenDownstream: verdict.uncertainSeen, absent: verdict.uncertainAbsent },
+    expectedDeliveries: verdict.expectedDeliveries,
+    delivered: verdict.delivered,
+    expectedBounces: verdict.expectedBounces,
+    bounced: verdict.bounced,
+    dsnMessages: bounce.dsns.count,
+    duplicatesDownstream: verdict.duplicates,
+    duplicatesSameKey: verdict.duplicatesSameKey,
+    duplicatesNewKey: verdict.duplicatesNewKey,
+    duplicateDsnCopies: verdict.duplicateDsnCopies,
+    refusedButDelivered: verdict.refusedSeen,
+    lost: verdict.lost,
+    lostSamples: verdict.lostSamples,
+    sinks: {
+      http: { requests: http.ds.requests, processed: http.ds.processed, acked: http.ds.acked, faults: http.ds.faults },
+      smtp: { requests: smtp.ds.requests, processed: smtp.ds.processed, acked: smtp.ds.acked, faults: smtp.ds.faults },
+    },
+    kills: scheduler.kills.length,
+    killTimes: scheduler.kills,
+    spoolChecks: scheduler.spoolChecks,
+    spoolCheckProblems: judgement.badChecks.length,
+    relayCrashes: cluster.crashes,
+    relayErrorLogLines: cluster.errorLines,
+    relayErrorLogSamples: cluster.errorSamples,
+    finalStop,
+    finalSpoolStats: finalStats,
+    loadSeconds: seconds(times.load),
+    drainSeconds: seconds(times.drain),
+    totalSeconds: seconds(times.total),
+    memory: sampler.memory(opts.soak),
+    samples: sampler.samples,
+    failures: judgement.failures.slice(0, 50),
+    tempDir: judgement.pass && !opts.keep ? null : dir,
+  };
+}
+
+/** The summary on stdout; `failures` is the full list (the document keeps the first 50). */
+export function printSummary(r, failures) {
+  const soak = r.mode === 'soak';
+  const { rss, fds } = r.memory;
+  const rows = [
+    ['seed', r.seed],
+    ['mode', soak ? `soak ${r.options.minutes} min @ ${r.options.rate}/s` : 'count'],
+    ['sent (messages)', r.sent],
+    ['SMTP transactions', r.transactions],
+    ['acknowledged (250)', r.acknowledged],
+    ['refused (5xx, poison)', `${r.refused} (${r.poison} poison planned)`],
+    ['temporary failures (4xx)', r.temporaryFailures],
+    ['connection errors', `${r.connectionErrorsAfterData} after the final dot, ${r.connectionErrorsBeforeData} before`],
+    ['  retried → already queued', r.retriedAfterLost250.alreadyQueued],
+    ['  retried → fresh id', r.retriedAfterLost250.freshId],
+    ['resubmissions', r.resubmissions],
+    ['dedup hits', r.dedupHits],
+    ['delivered (recipients)', `${r.delivered}/${r.expectedDeliveries}`],
+    ['bounced (recipients)', `${r.bounced}/${r.expectedBounces} in ${r.dsnMessages} DSNs`],
+    ['duplicates downstream', `${r.duplicatesDownstream} (same key ${r.duplicatesSameKey}, new key ${r.duplicatesNewKey}); DSN repeats ${r.duplicateDsnCopies}`],
+    ['refused but delivered', r.refusedButDelivered],
+    ['lost', r.lost],
+    ['kills', `${r.kills}/${r.options.kills}`],
+    ['spool checks', `${r.spoolChecks.length} run, ${r.spoolCheckProblems} with problems`],
+    ['relay crashes', r.relayCrashes.length],
+    ['relay error log lines', r.relayErrorLogLines],
+    ['load time', `${r.loadSeconds?.toFixed(1)} s`],
+    ['drain time', `${r.drainSeconds?.toFixed(1)} s`],
+    ['total time', `${r.totalSeconds.toFixed(1)} s`],
+    ['relay RSS (last life)', rss ? `start ${fmtBytes(rss.start)}, end ${fmtBytes(rss.end)}, max ${fmtBytes(rss.max)}${soak ? `; floor ${fmtBytes(rss.earlyFloor)} → ${fmtBytes(rss.lateFloor)}: ${verdictText(rss.grows)} (trend ${fmtBytes(rss.slopePerMinute)}/min)` : ''}` : '-'],
+    ['relay fds (last life)', fds ? `start ${fds.start}, end ${fds.end}, max ${fds.max}${soak ? `; floor ${fds.earlyFloor} → ${fds.lateFloor}: ${verdictText(fds.grows)}` : ''}` : '-'],
+  ];
+  const width = Math.max(...rows.map(([k]) => String(k).length));
+  console.log('\nonward chaos summary');
+  for (const [k, val] of rows) console.log(`  ${String(k).padEnd(width)}  ${val}`);
+  if (r.lostSamples.length > 0) console.log(`\nlost:\n  ${r.lostSamples.join('\n  ')}`);
+  if (failures.length > 0) console.log(`\nfailures (${failures.length}):\n  ${failures.slice(0, 20).join('\n  ')}`);
+  console.log(`\n${r.pass ? 'PASS' : 'FAIL'}: lost = ${r.lost}, spool-check problems = ${r.spoolCheckProblems}, failures = ${failures.length}`);
+  if (r.tempDir !== null) console.log(`spool, config and relay log kept in ${r.tempDir}`);
+}
