@@ -2,9 +2,8 @@
  * SMTP target: nodemailer's pooled client, sending the stored bytes unchanged with our envelope
  * and reporting one result per recipient (SPEC section 4).
  */
-import net from 'node:net';
 import { domainToASCII } from 'node:url';
-import nodemailer from 'nodemailer';
+import nodemailer, { type Transporter } from 'nodemailer';
 import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { SmtpTargetConfig } from '../config/types.js';
 import {
@@ -32,36 +31,8 @@ const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
  * DATA by that reply, setup failures (connect, TLS, greeting, AUTH, timeout) are ERROR for all.
  * `deliver` never rejects; `close` ends the pool.
  */
-/**
- * nodemailer leaves Nagle's algorithm on; its end-of-DATA line then waits for the peer's
- * delayed ACK (~40 ms a message on loopback). We hand it a connected socket with no delay
- * (nodemailer still does STARTTLS/TLS on it).
- */
-function connectNoDelay(
-  target: SmtpTargetConfig,
-  callback: (err: Error | null, socketOptions?: { connection: net.Socket }) => void,
-): void {
-  const socket = net.connect({ host: target.host, port: target.port, noDelay: true, keepAlive: true });
-  let settled = false;
-  const settle = (err: Error | null): void => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    if (err) callback(err);
-    else callback(null, { connection: socket });
-  };
-  const timer = setTimeout(() => {
-    socket.destroy();
-    settle(Object.assign(new Error(`connection timeout after ${target.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
-  }, target.timeoutMs);
-  socket.once('connect', () => settle(null));
-  // Stays attached: errors after connect are nodemailer's to report, but must never go unhandled.
-  socket.on('error', (err) => settle(err));
-}
-
 export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTransportOptions = {}): Transport {
-  // maxRequeues is a nodemailer pool option its type definitions do not list.
-  const poolOptions: SMTPPool.Options & { maxRequeues: number } = {
+  const poolOptions: SMTPPool.Options = {
     pool: true,
     host: target.host,
     port: target.port,
@@ -74,12 +45,11 @@ export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTrans
     connectionTimeout: target.timeoutMs,
     greetingTimeout: target.timeoutMs,
     socketTimeout: target.timeoutMs,
-    // nodemailer re-queues a message whose connection dropped, by default forever; one more
+    // nodemailer re-queues a message whose connection dropped, by default 5 times; one more
     // try covers a pooled connection the server had closed, the rest is the scheduler's job.
     maxRequeues: 1,
     logger: false,
   };
-  poolOptions.getSocket = (_opts, callback) => connectNoDelay(target, callback);
   if (target.auth !== null) poolOptions.auth = { user: target.auth.user, pass: target.auth.pass };
   if (options.heloName !== undefined) poolOptions.name = options.heloName;
   const transporter = nodemailer.createTransport(poolOptions);
@@ -102,7 +72,7 @@ export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTrans
 }
 
 async function deliverSmtp(
-  transporter: nodemailer.Transporter<SMTPPool.SentMessageInfo, SMTPPool.Options>,
+  transporter: Transporter<SMTPPool.SentMessageInfo, SMTPPool.Options>,
   target: SmtpTargetConfig,
   job: DeliveryJob,
 ): Promise<TransportResult> {

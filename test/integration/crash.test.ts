@@ -91,7 +91,7 @@ describe('crash safety of acknowledged messages', () => {
       try {
         await waitForSmtp(port, proc);
       } catch (err) {
-        throw new Error(`${String(err)}\n${stderr}`);
+        throw new Error(`${String(err)}\n${stderr}`, { cause: err });
       }
       let ackedThisRound = 0;
       let stop = false;
