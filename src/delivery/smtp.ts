@@ -26,13 +26,6 @@ export interface SmtpTransportOptions {
 const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
 
 /**
- * Relays each delivery through a nodemailer connection pool with `MAIL FROM:<from>` (`<>` for
- * the null sender) and one `RCPT TO` per recipient, streaming the stored bytes unchanged.
- * Results are per recipient: a refused RCPT is judged by its own reply, a refused MAIL FROM or
- * DATA by that reply, setup failures (connect, TLS, greeting, AUTH, timeout) are ERROR for all.
- * `deliver` never rejects; `close` ends the pool.
- */
-/**
  * nodemailer leaves Nagle's algorithm on; its end-of-DATA line then waits for the peer's
  * delayed ACK (~40 ms a message on loopback). We hand it a connected socket with no delay
  * (nodemailer still does STARTTLS/TLS on it).
@@ -59,6 +52,13 @@ function connectNoDelay(
   socket.on('error', (err) => settle(err));
 }
 
+/**
+ * Relays each delivery through a nodemailer connection pool with `MAIL FROM:<from>` (`<>` for
+ * the null sender) and one `RCPT TO` per recipient, streaming the stored bytes unchanged.
+ * Results are per recipient: a refused RCPT is judged by its own reply, a refused MAIL FROM or
+ * DATA by that reply, setup failures (connect, TLS, greeting, AUTH, timeout) are ERROR for all.
+ * `deliver` never rejects; `close` ends the pool.
+ */
 export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTransportOptions = {}): Transport {
   // maxRequeues is a nodemailer pool option its type definitions do not list.
   const poolOptions: SMTPPool.Options & { maxRequeues: number } = {
