@@ -134,6 +134,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     await Promise.all([...this.targets.values()].map((t) => t.transport.close()));
   }
 
+  /** No claim, attempt or outcome write in progress (tests wait on it instead of sleeping). */
+  idle(): boolean {
+    return this.inFlight.size === 0;
+  }
+
   /** Leases held past their bound (leaseBoundMs): attempts or records that are stuck. */
   leasesOverdue(): number {
     const now = this.now();
