@@ -99,6 +99,23 @@ export class RelayMetrics {
       },
     });
     new Gauge({
+      name: 'onward_deliveries_in_flight',
+      help: 'Delivery attempts holding a slot of the target',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        for (const t of scheduler.targetStatus()) this.set({ target: t.name }, t.inFlight);
+      },
+    });
+    new Gauge({
+      name: 'onward_leases_overdue',
+      help: 'Leased deliveries held longer than their attempt timeouts plus a margin (stuck attempts or outcomes the spool would not take)',
+      registers: [this.registry],
+      collect() {
+        this.set(scheduler.leasesOverdue());
+      },
+    });
+    new Gauge({
       name: 'onward_target_concurrency',
       help: 'Current adaptive concurrency of the target',
       labelNames: ['target'],

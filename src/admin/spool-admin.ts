@@ -5,7 +5,7 @@
  */
 import type { BounceReporter } from '../bounce/index.js';
 import { dsnStatusFor } from '../bounce/index.js';
-import type { Reply } from '../delivery/index.js';
+import { localReply } from '../delivery/index.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { headerEnd } from '../message/headers.js';
@@ -37,7 +37,7 @@ export interface SpoolAdmin {
   close(): Promise<void>;
 }
 
-const OPERATOR_BOUNCE: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'bounced by the operator' };
+const OPERATOR_BOUNCE = localReply('bounced by the operator');
 
 
 export interface LocalSpoolAdminDeps {

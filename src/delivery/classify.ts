@@ -88,8 +88,8 @@ export function isTimeoutError(err: unknown): boolean {
 
 /**
  * A Reply for a network, TLS or timeout failure: `code: null`, outcome ERROR by definition.
- * The text is the innermost useful error message (`connect ECONNREFUSED 127.0.0.1:1234`, not
- * undici's `fetch failed`), or `timeout after <timeoutMs> ms` for timeouts.
+ * The text is the innermost useful message of the error's cause chain (`connect ECONNREFUSED
+ * 127.0.0.1:1234`, not a wrapper's generic words), or `timeout after <timeoutMs> ms` for timeouts.
  */
 export function errorReply(kind: ReplyKind, err: unknown, timeoutMs?: number): Reply {
   let text = describeError(err);

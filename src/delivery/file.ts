@@ -7,7 +7,8 @@ import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FileTargetConfig } from '../config/types.js';
 import { describeError } from './classify.js';
-import type { DeliveryJob, Outcome, Reply, Transport, TransportResult } from './types.js';
+import { localReply } from './results.js';
+import type { DeliveryJob, Outcome, Transport, TransportResult } from './types.js';
 
 /**
  * Writes `<delivery id>.eml` into `target.path` (created when missing): the envelope lines of
@@ -30,7 +31,7 @@ export function envelopeHeader(envelope: DeliveryJob['envelope']): string {
 async function deliverFile(dir: string, job: DeliveryJob): Promise<TransportResult> {
   const startedAt = performance.now();
   const finish = (outcome: Outcome, text: string): TransportResult => {
-    const reply: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text };
+    const reply = localReply(text);
     return {
       recipients: job.envelope.to.map((address) => ({ address, outcome, reply })),
       durationMs: Math.round(performance.now() - startedAt),

@@ -4,3 +4,4 @@ export { DeliveryScheduler, type FailureReporter, type FailureReport, type Sched
 export type { AttemptOutcome, RecipientOutcome } from './attempt.js';
 export { nextAttemptAt, isExpired } from './retry.js';
 export { classifyHttpStatus, classifySmtpCode } from './classify.js';
+export { localReply } from './results.js';

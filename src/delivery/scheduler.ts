@@ -1,22 +1,14 @@
 import { EventEmitter } from 'node:events';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { laneOf, type ClaimedDelivery, type DispatchSlot, type NewMessage, type Spool } from '../spool/index.js';
-import { runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
+import { laneOf, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
+import { brokenAttempt, leaseBoundMs, runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
+import { OutcomeRecorder, type FailureReporter } from './record.js';
 import { TargetState } from './target-state.js';
 import { createTransport, type TransportFactory } from './transports.js';
 import type { Outcome } from './types.js';
 
-/** What the bounce step adds to an outcome: the DSN to spool with it, and whom it covers. */
-export interface FailureReport {
-  readonly dsn: NewMessage | null;
-  readonly reported: readonly string[];
-  readonly delayWarned: boolean;
-}
-
-export interface FailureReporter {
-  prepare(claimed: ClaimedDelivery, outcome: AttemptOutcome, now: number): Promise<FailureReport>;
-}
+export type { FailureReport, FailureReporter } from './record.js';
 
 export interface SchedulerEvents {
   attempt: [{ target: string; outcome: Outcome; durationMs: number; deliveryId: string }];
@@ -39,8 +31,6 @@ export interface SchedulerDeps {
 const IDLE_POLL_MS = 5000;
 /** Due deliveries of a lane whose targets are all down, taken per pass to bounce expired ones. */
 const DOWN_SWEEP_BATCH = 64;
-/** A completion the spool could not write is retried this often (the lease holds meanwhile). */
-const COMPLETE_RETRY_MS = 1000;
 
 interface Lane {
   readonly name: string;
@@ -68,16 +58,20 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly targets = new Map<string, LiveTarget>();
   private readonly lanes = new Map<string, Lane>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Deliveries this scheduler holds leased, with the time by which each should be over (leaseBoundMs). */
+  private readonly held = new Map<string, number>();
   private readonly log: Logger;
   private readonly now: () => number;
   private stopping = false;
   private poller: NodeJS.Timeout | null = null;
   private config: Config;
+  private readonly recorder: OutcomeRecorder;
 
   constructor(private readonly deps: SchedulerDeps) {
     super();
     this.log = deps.logger.child({ component: 'delivery' });
     this.now = deps.now ?? Date.now;
+    this.recorder = new OutcomeRecorder({ ...deps, log: this.log, now: this.now, stopping: () => this.stopping });
     this.config = deps.config;
     for (const target of Object.values(deps.config.targets)) this.targets.set(target.name, this.liveTarget(target));
   }
@@ -140,6 +134,19 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     await Promise.all([...this.targets.values()].map((t) => t.transport.close()));
   }
 
+  /** No claim, attempt or outcome write in progress (tests wait on it instead of sleeping). */
+  idle(): boolean {
+    return this.inFlight.size === 0;
+  }
+
+  /** Leases held past their bound (leaseBoundMs): attempts or records that are stuck. */
+  leasesOverdue(): number {
+    const now = this.now();
+    let n = 0;
+    for (const deadline of this.held.values()) if (deadline < now) n += 1;
+    return n;
+  }
+
   /** Live target state for stats and metrics. */
   targetStatus(): { name: string; up: boolean; concurrency: number; inFlight: number }[] {
     return [...this.targets.entries()].map(([name, t]) => ({ name, up: t.state.up, concurrency: t.state.limit, inFlight: t.state.inFlight }));
@@ -179,7 +186,8 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
           return;
         }
         slots.release(1); // stop() began during the accept: leave it due for the next start
-        this.track(this.deps.spool.postpone(claimed.delivery.id, this.now()));
+        const handBack = this.deps.spool.postpone(claimed.delivery.id, this.now());
+        this.track(handBack.catch((err: unknown) => this.log.error({ err, deliveryId: claimed.delivery.id }, 'left leased for the next start')));
       },
       cancel: () => slots.release(1), // the freed slot goes to waiting lanes (pumpUsing)
     };
@@ -284,32 +292,43 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     void p.finally(() => this.inFlight.delete(p));
   }
 
+  /**
+   * Runs one attempt and records it. Every path ends as data: an attempt that throws is an
+   * ERROR outcome, an outcome that cannot be written gives the delivery back to the due
+   * index (OutcomeRecorder), and runAttempt releases its slots whatever happens.
+   */
   private async deliver(lane: Lane, claimed: ClaimedDelivery, reserved: string | null): Promise<void> {
     const { delivery } = claimed;
+    const targets = delivery.targets.map((t) => this.targets.get(t)?.state.config);
+    this.held.set(delivery.id, this.now() + leaseBoundMs(targets, claimed.body.length));
     try {
-      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now, reserved);
+      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now, reserved).catch((err: unknown) => {
+        this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; recorded as ERROR');
+        return brokenAttempt(claimed, this.config.retry, this.now(), err);
+      });
       // Stopping cut the attempt short (the delivery thread was stopped): the lease keeps it
       // due at the next start, without spending a schedule step.
       if (outcome.interrupted && this.stopping) return;
       if (outcome.skipped) {
         // Back at the next probe, or when the queue lifetime ends if that comes first.
         const probeAt = outcome.earliestProbeAt ?? this.now() + 1000;
-        const dueAt = Math.min(probeAt, delivery.createdAt + this.config.retry.maxAgeMs);
-        await this.deps.spool.postpone(delivery.id, dueAt);
-        this.arm(lane, dueAt);
+        await this.recorder.giveBack(delivery.id, Math.min(probeAt, delivery.createdAt + this.config.retry.maxAgeMs), (at) => this.arm(lane, at));
         return;
       }
-      const report = this.deps.reporter ? await this.deps.reporter.prepare(claimed, outcome, this.now()) : null;
-      const update = {
-        attempts: outcome.attempts,
-        recipients: outcome.recipients.map((r) => ({ address: r.address, state: r.state, reply: r.reply })),
-        nextDueAt: outcome.nextDueAt,
-        reported: report?.reported ?? [],
-        delayWarned: report?.delayWarned ?? false,
-        dsn: report?.dsn ?? undefined,
-      };
-      const { delivery: after } = await this.complete(delivery.id, update);
-      if (after.dueAt !== null) this.arm(lane, after.dueAt); // the retry's wake-up
+      const recorded = await this.recorder.record(claimed, outcome, (at) => this.arm(lane, at));
+      if (recorded) this.announce(claimed, outcome, recorded.after, recorded.dsn);
+    } finally {
+      this.held.delete(delivery.id);
+      // The freed slot already went to lanes with due work (pumpUsing); this catches a
+      // wake-up that came while this lane's pump was busy.
+      this.pump(lane);
+    }
+  }
+
+  /** Events and the log line of a recorded attempt; a failing listener cannot undo the record. */
+  private announce(claimed: ClaimedDelivery, outcome: AttemptOutcome, after: DeliveryRecord, dsn: boolean): void {
+    const { delivery } = claimed;
+    try {
       for (const a of outcome.attempts) {
         this.emit('attempt', { target: a.target, outcome: a.outcome, durationMs: a.durationMs, deliveryId: delivery.id });
         this.log.info(
@@ -327,17 +346,13 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
           'delivery attempt',
         );
       }
-      if (update.dsn) {
+      if (dsn) {
         const action = outcome.recipients.some((r) => r.state === 'failed') ? 'failed' : 'delayed';
         this.emit('dsn', { queueId: delivery.queueId, action });
       }
-      this.emit('settled', { deliveryId: delivery.id, queueId: delivery.queueId, state: after.state, dsn: update.dsn !== undefined });
+      this.emit('settled', { deliveryId: delivery.id, queueId: delivery.queueId, state: after.state, dsn });
     } catch (err) {
-      this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; it stays leased until restart');
-    } finally {
-      // The freed slot already went to lanes with due work (pumpUsing); this catches a
-      // wake-up that came while this lane's pump was busy.
-      this.pump(lane);
+      this.log.error({ err, deliveryId: delivery.id }, 'delivery event listener failed');
     }
   }
 
@@ -357,24 +372,6 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     if (served) {
       this.lanes.delete(served.name);
       this.lanes.set(served.name, served);
-    }
-  }
-
-
-
-  /** The outcome must reach the spool: retry the write (e.g. disk full) while running. */
-  private async complete(
-    deliveryId: string,
-    update: Parameters<Spool['completeAttempt']>[1],
-  ): ReturnType<Spool['completeAttempt']> {
-    for (;;) {
-      try {
-        return await this.deps.spool.completeAttempt(deliveryId, update);
-      } catch (err) {
-        if (this.stopping) throw err;
-        this.log.error({ err, deliveryId }, 'cannot record delivery outcome; retrying');
-        await new Promise((r) => setTimeout(r, COMPLETE_RETRY_MS));
-      }
     }
   }
 }

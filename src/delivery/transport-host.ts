@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
+import { describeError } from './classify.js';
 import { localFailureResult } from './results.js';
 import type { TransportOptions } from './transports.js';
 import type { DeliveryJob, Transport, TransportResult } from './types.js';
@@ -97,7 +98,13 @@ export class TransportHost {
     const call = this.nextCall++;
     return new Promise((resolve) => {
       this.calls.set(call, resolve);
-      this.worker.postMessage(request(call));
+      try {
+        this.worker.postMessage(request(call));
+      } catch (err) {
+        // Not sent (a job that cannot be cloned, a thread going away): answered here, at once.
+        this.calls.delete(call);
+        resolve({ call, result: null, error: `cannot hand the job to the delivery thread: ${describeError(err)}` });
+      }
     });
   }
 

@@ -33,10 +33,13 @@ port.on('message', (request: ThreadRequest) => {
       // Structured cloning turns the Buffer into a plain Uint8Array: view it as a Buffer again.
       const { body } = request.job;
       const job = { ...request.job, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
-      transport.deliver(job).then(
-        (result) => answer({ call: request.call, result, error: null }),
-        (err: unknown) => answer({ call: request.call, result: null, error: `transport failed: ${String(err)}` }),
-      );
+      // Through a promise so that a transport that throws outright answers too (not kills the thread).
+      Promise.resolve()
+        .then(() => transport.deliver(job))
+        .then(
+          (result) => answer({ call: request.call, result, error: null }),
+          (err: unknown) => answer({ call: request.call, result: null, error: `transport failed: ${String(err)}` }),
+        );
       return;
     }
     case 'close': {

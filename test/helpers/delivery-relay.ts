@@ -65,6 +65,24 @@ export async function startDeliveryRelay(overrides: Yamlish): Promise<DeliveryRe
   };
 }
 
+/**
+ * Resolves once nothing more can go out: no entry left in the due index (any lane) and no
+ * claim, attempt or outcome write in progress, seen on both sides of the index read. Then
+ * "nothing else arrived" is a fact to assert, not a guess after a sleep.
+ */
+export async function waitForQuiet(relay: Relay, timeoutMs = 5000): Promise<void> {
+  await waitForValue(
+    async () => {
+      const before = relay.scheduler.idle();
+      const lanes = await relay.spool.lanes();
+      return { before, lanes, after: relay.scheduler.idle() };
+    },
+    (s) => s.before && s.lanes.length === 0 && s.after,
+    timeoutMs,
+    'the relay to have nothing left to deliver',
+  );
+}
+
 /** Many messages over a bounded nodemailer pool; resolves with the queue ids in order. */
 export async function sendMany(
   port: number,

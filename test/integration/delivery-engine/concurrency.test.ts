@@ -112,9 +112,8 @@ describe('per-target concurrency', () => {
     return { second, ids };
   }
 
-  // SRC BUG (see report): each lane computes the shared target's free capacity before its
-  // claim (an awaited, synced spool write) and only then begins; lanes pumped together
-  // (here: at start) both claim the same free slots.
+  // Lanes sharing a target take its slots before their claims are awaited (TargetState.take),
+  // so two lanes pumped together (here: at start) cannot both count the same free slots.
   it('holds the limit when two lanes share a target', async () => {
     const gauge = new InFlightGauge();
     const sink = await startHttpSink({ respond: () => gauge.track(300, { status: 200 }) });
@@ -130,18 +129,21 @@ describe('per-target concurrency', () => {
     expect(gauge.max).toBeLessThanOrEqual(2);
   });
 
-  // SRC BUG (see report): a lane that found the shared target busy waits to be pumped by its
-  // own finishing attempts; attempts finishing in the other lane never wake it, so it sleeps
-  // until the 5 s idle poll.
+  // A lane that found the shared target busy is pumped as soon as an attempt of another lane
+  // frees a slot there (TargetState.onSlotFreed), before a newcomer could take that slot at
+  // accept — not at the scheduler's idle poll.
   it('starts a waiting lane as soon as the shared target has room again', async () => {
-    const gauge = new InFlightGauge();
-    const sink = await startHttpSink({ respond: (r) => gauge.track(String(r.headers['x-onward-envelope-to']).endsWith('@a.test') ? 1200 : 0, { status: 200 }) });
+    const held: (() => void)[] = [];
+    const sink = await startHttpSink({
+      respond: (r) =>
+        String(r.headers['x-onward-envelope-to']).startsWith('x@') ? new Promise((resolve) => held.push(() => resolve({ status: 200 }))) : { status: 200 },
+    });
     defer(() => sink.close());
     const spare = await startHttpSink();
     defer(() => spare.close());
     const t = await startDeliveryRelay({
       targets: {
-        hooks: { type: 'http', url: sink.url, timeout: '5s', concurrency: 2 },
+        hooks: { type: 'http', url: sink.url, timeout: '30s', concurrency: 2 },
         spare: { type: 'http', url: spare.url, timeout: '2s' },
       },
       routes: [
@@ -150,15 +152,28 @@ describe('per-target concurrency', () => {
       ],
     });
     defer(() => t.close());
+    const to = (i: number): string => String(sink.requests[i]?.headers['x-onward-envelope-to']);
 
-    // Lane `hooks` fills the target: 2 requests held 1.2 s, nothing else queued in that lane ...
-    await sendMany(t.port, batch(2, 'x@a.test'), 2);
-    await waitForValue(() => gauge.current, (n) => n === 2, 3000, 'the target to be full');
-    const fullSince = Date.now();
-    // ... then one message for lane `hooks+spare` arrives and finds it busy; the target has room
-    // again ~1.2 s later. The scheduler's idle poll (5 s after start) must not be what starts it.
-    const [queueId] = await sendMany(t.port, batch(1, 'y@b.test'), 1);
-    expect(Date.now() - fullSince).toBeLessThan(1000); // it really arrived while the target was full
-    await waitForValue(() => t.relay.spool.getMessage(queueId!), (m) => m?.state === 'delivered', 2500, 'the waiting lane to deliver');
+    // Lane `hooks` fills the target: two requests the sink holds until the test answers them.
+    const fullIds = await sendMany(t.port, batch(2, 'x@a.test'), 2);
+    await sink.waitFor(2);
+    // Lane `hooks+spare` gets a message now, while the target is full: it waits in the due index.
+    const [waitingId] = await sendMany(t.port, batch(1, 'y@b.test'), 1);
+    expect(sink.requests).toHaveLength(2);
+
+    // One held request is answered: its slot comes free, and only then a newcomer for lane `hooks`.
+    held.shift()?.();
+    await waitForValue(
+      async () => (await Promise.all(fullIds.map((id) => t.relay.spool.getMessage(id)))).filter((m) => m?.state === 'delivered').length,
+      (n) => n === 1,
+      5000,
+      'the answered message recorded',
+    );
+    const [newcomerId] = await sendMany(t.port, batch(1, 'z@a.test'), 1);
+    await waitForValue(() => t.relay.spool.getMessage(newcomerId!), (m) => m?.state === 'delivered', 15_000, 'the newcomer delivered');
+    // The freed slot went to the waiting lane; the newcomer came after it.
+    expect([to(2), to(3)]).toEqual(['y@b.test', 'z@a.test']);
+    expect((await t.relay.spool.getMessage(waitingId!))?.state).toBe('delivered');
+    for (const answer of held) answer();
   });
 });

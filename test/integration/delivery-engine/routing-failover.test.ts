@@ -4,10 +4,10 @@
  * within one attempt on ERROR, never on FAIL.
  */
 import { describe, expect, it } from '@jest/globals';
-import { closedPort, sleep, useCleanup, waitForValue } from '../../helpers/common.js';
+import { closedPort, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { startSmtpSink } from '../../helpers/smtp-sink.js';
-import { InFlightGauge, sendMany, simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
+import { InFlightGauge, sendMany, simpleMessage, startDeliveryRelay, waitForQuiet } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 
@@ -101,7 +101,7 @@ describe('failover between targets', () => {
 
     const queueId = await t.send({ from: FROM, to: ['a@hooks.test'] }, simpleMessage({ to: 'a@hooks.test' }));
     const [delivery] = await t.waitForDeliveries(queueId, (ds) => ds[0]?.state === 'failed');
-    await sleep(300);
+    await waitForQuiet(t.relay); // nothing left due or running: the backup cannot be asked any more
 
     expect(delivery!.attempts).toEqual([expect.objectContaining({ target: 'primary', outcome: 'fail', reply: 'HTTP 422 Unprocessable Entity' })]);
     expect(primary.requests).toHaveLength(1);
@@ -131,8 +131,8 @@ describe('failover between targets', () => {
     expect(backup.requests[0]!.headers['x-onward-attempt']).toBe('1');
   });
 
-  // SRC BUG (see report): failover hands work to the backup without asking the backup's
-  // concurrency limit; only the primary's capacity decides how many are claimed.
+  // A failover takes a slot on the backup like any attempt, waiting while the backup is busy:
+  // the backup's own limit holds however many deliveries the primary's larger one let start.
   it("respects the backup's concurrency limit when the primary fails over", async () => {
     const port = await closedPort();
     const gauge = new InFlightGauge();

@@ -3,9 +3,9 @@
  * answered differently at RCPT TO by a real SMTP sink on loopback.
  */
 import { describe, expect, it } from '@jest/globals';
-import { sleep, useCleanup } from '../../helpers/common.js';
+import { useCleanup } from '../../helpers/common.js';
 import { startSmtpSink } from '../../helpers/smtp-sink.js';
-import { simpleMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
+import { simpleMessage, startDeliveryRelay, waitForQuiet } from '../../helpers/delivery-relay.js';
 
 const FROM = 'sender@client.test';
 const REJECTED = 'nobody@mail.test';
@@ -34,7 +34,7 @@ describe('SMTP delivery with per-recipient replies', () => {
     const raw = simpleMessage({ to: `${REJECTED}, ${LATER}, ${ACCEPTED}` });
     const queueId = await t.send({ from: FROM, to: [REJECTED, LATER, ACCEPTED] }, raw);
     const [delivery] = await t.waitForDeliveries(queueId, (ds) => ds[0]?.state === 'failed', 5000);
-    await sleep(400); // nothing more may go out
+    await waitForQuiet(t.relay); // nothing left due or running: nothing more can go out
 
     // One delivery for the target, each recipient with its own final state.
     expect(delivery!.id).toBe(`${queueId}.0`);

@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { FileTargetConfig, RetryConfig } from '../../../src/config/types.js';
-import { runAttempt, type LiveTarget } from '../../../src/delivery/attempt.js';
+import { attemptBoundMs, brokenAttempt, runAttempt, type LiveTarget } from '../../../src/delivery/attempt.js';
 import { createFileTransport } from '../../../src/delivery/file.js';
 import { localFailureResult } from '../../../src/delivery/results.js';
 import { TargetState } from '../../../src/delivery/target-state.js';
@@ -92,5 +92,40 @@ describe('runAttempt', () => {
     await expect(readdir(join(dir, 'backup'))).rejects.toThrow(); // never written: no failover
     // One failure would open this circuit; a local failure is not the target's.
     expect([primaryState.up, primaryState.inFlight]).toEqual([true, 0]);
+  });
+
+  it('ends an attempt whose transport rejects as a local failure, with the slot given back', async () => {
+    const primary = fileTarget('primary', dir);
+    const rejecting: Transport = { deliver: () => Promise.reject(new Error('socket gone sideways')), close: () => Promise.resolve() };
+    const state = new TargetState({ ...primary, circuit: { failures: 1, probeMs: 60_000 } });
+    const outcome = await runAttempt(claimed(['primary']), new Map([['primary', { state, transport: rejecting }]]), RETRY, Date.now, null);
+    expect(outcome.interrupted).toBe(true);
+    expect(outcome.recipients.map((r) => [r.state, r.reply])).toEqual([
+      ['deferred', { kind: 'x-onward', code: null, enhancedStatus: null, text: 'transport failed: socket gone sideways' }],
+    ]);
+    expect([state.up, state.inFlight]).toEqual([true, 0]);
+  });
+});
+
+describe('brokenAttempt', () => {
+  it('defers every unfinished recipient with our reply, or fails them once the queue lifetime is over', () => {
+    const c = claimed(['primary']);
+    const now = c.delivery.createdAt + 1000;
+    const deferred = brokenAttempt(c, RETRY, now, new Error('bug'));
+    expect(deferred.recipients.map((r) => [r.state, r.reply?.text, r.expired])).toEqual([['deferred', 'attempt failed on our side: bug', false]]);
+    expect(deferred.nextDueAt).toBe(now + 60_000);
+    expect(deferred.attempts).toEqual([{ at: now, target: 'primary', outcome: 'error', reply: 'attempt failed on our side: bug', durationMs: 0 }]);
+    const expired = brokenAttempt(c, RETRY, c.delivery.createdAt + RETRY.maxAgeMs + 1, new Error('bug'));
+    expect(expired.recipients.map((r) => [r.state, r.expired])).toEqual([['failed', true]]);
+    expect(expired.nextDueAt).toBeNull();
+  });
+});
+
+describe('attemptBoundMs', () => {
+  it('allows twice the target timeout, a margin, and the transfer at 64 kB/s', () => {
+    const http = { ...fileTarget('h', '/x'), type: 'http', url: 'http://127.0.0.1/', format: 'raw', headers: {}, signingSecret: null, timeoutMs: 200 } as const;
+    expect(attemptBoundMs(http, 0)).toBe(1400);
+    expect(attemptBoundMs(http, 640_000)).toBe(11_400);
+    expect(attemptBoundMs(fileTarget('f', '/x'), 0)).toBe(61_000);
   });
 });
