@@ -300,7 +300,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const { config, router } = this;
     if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
     const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
-    if (!verdict.ok) throw replies.bareLineEnding(verdict.bare);
+    if (!verdict.ok) throw replies.bareLineEnding(verdict.found);
     if (this.deps.capacity.check() !== 'ok') throw replies.insufficientStorage();
     const queueId = newQueueId();
     const info = readHeaders(verdict.body);
@@ -373,7 +373,11 @@ function userOf(session: SMTPServerSession): string | null {
   return typeof user === 'string' ? user : null;
 }
 
-/** local@domain with no spaces or angle brackets; smtp-server has already parsed the path. */
+/**
+ * local@domain with no spaces or angle brackets; smtp-server has already parsed the path.
+ * It decodes command lines as UTF-8 and turns bytes that are not UTF-8 (raw 8-bit) into
+ * U+FFFD: such an address is not the one the client sent, so it is bad syntax, not queued.
+ */
 function isAddress(address: string): boolean {
-  return /^[^\s@<>]+@[^\s@<>]+$/.test(address);
+  return /^[^\s@<>\uFFFD]+@[^\s@<>\uFFFD]+$/.test(address);
 }
