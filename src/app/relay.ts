@@ -5,7 +5,7 @@ import type { Config } from '../config/types.js';
 import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
-import { SmtpIngress } from '../smtp/index.js';
+import { SmtpIngress, assertSmtpServerPatchable } from '../smtp/index.js';
 import { LevelSpool, SpoolCapacity } from '../spool/index.js';
 
 export interface Relay {
@@ -32,6 +32,8 @@ const SPOOL_LOCK_WAIT_MS = 5 * 60_000;
 
 /** The composition root: builds every component from the config and starts them. */
 export async function startRelay(config: Config, logger: Logger): Promise<Relay> {
+  // Before anything opens: the ingress patches smtp-server internals of one exact version.
+  assertSmtpServerPatchable();
   const spool = await LevelSpool.open({
     path: config.spool.path,
     dedupWindowMs: config.dedup.windowMs,
