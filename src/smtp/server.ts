@@ -90,10 +90,13 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     this.authFailures.setLimit(config.limits.maxAuthFailures);
     this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
     for (const server of this.servers) {
+      // The options smtp-server reads per connection or per command; the rest of the policy
+      // is read from `this.config` (greetingDelayMs by connection-patches.ts).
       Object.assign(server.options, {
         size: config.limits.maxMessageSizeBytes,
         maxClients: config.limits.maxConnections,
         socketTimeout: config.limits.idleTimeoutMs,
+        greetingDelayMs: config.smtp.greetingDelayMs,
       });
       if (config.tls) server.updateSecureContext(tls);
     }
@@ -129,7 +132,10 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       socketTimeout: config.limits.idleTimeoutMs,
       authOptional: true,
       authMethods: ['PLAIN', 'LOGIN'],
-      allowInsecureAuth: config.relay.allowInsecureAuth,
+      // AUTH over plaintext is decided per session in enableCommands (from the config of the
+      // moment, SIGHUP included), which also decides what EHLO advertises; smtp-server's own
+      // check would read a start-time value and answer 538 to an AUTH it had advertised.
+      allowInsecureAuth: true,
       disableReverseLookup: true,
       logger: false,
       onConnect: (session, cb) => cb(this.onConnect(session)),
