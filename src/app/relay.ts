@@ -5,7 +5,7 @@ import type { Config } from '../config/types.js';
 import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
-import { SmtpIngress } from '../smtp/index.js';
+import { SmtpIngress, assertSmtpServerPatchable } from '../smtp/index.js';
 import { LevelSpool, SpoolCapacity } from '../spool/index.js';
 
 export interface Relay {
@@ -18,20 +18,28 @@ export interface Relay {
   readonly smtpAddresses: readonly AddressInfo[];
   readonly adminAddress: AddressInfo;
   /**
-   * Applies a new config (SIGHUP): targets, routes, limits, users, TLS, bounces, retry.
-   * Listeners, the spool and the admin API keep their addresses; changes there are
-   * returned as the keys that need a restart.
+   * Applies a new config (SIGHUP) for what starts from now on: every key except those in
+   * RESTART_KEYS (and turning tls on or off), which are returned when they changed.
    */
   reload(next: Config): string[];
   /** Graceful stop: ingress, then deliveries (up to shutdownGrace), then the spool. Idempotent. */
   close(): Promise<void>;
 }
 
+/**
+ * Top-level config keys a reload cannot apply (listeners, the open spool and its dedup
+ * index, the admin listener, the name in greetings and EHLO of open transports); every
+ * other key takes effect on SIGHUP.
+ */
+const RESTART_KEYS = ['listen', 'hostname', 'spool', 'dedup', 'admin'] as const;
+
 /** How long `serve` waits for an offline CLI (a paged `spool list`, say) to let go of the spool. */
 const SPOOL_LOCK_WAIT_MS = 5 * 60_000;
 
 /** The composition root: builds every component from the config and starts them. */
 export async function startRelay(config: Config, logger: Logger): Promise<Relay> {
+  // Before anything opens: the ingress patches smtp-server internals of one exact version.
+  assertSmtpServerPatchable();
   const spool = await LevelSpool.open({
     path: config.spool.path,
     dedupWindowMs: config.dedup.windowMs,
@@ -104,9 +112,10 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     smtpAddresses,
     adminAddress,
     reload(next: Config): string[] {
-      const needsRestart = (['listen', 'spool', 'admin', 'dedup', 'hostname'] as const).filter(
-        (key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]),
-      );
+      const needsRestart: string[] = RESTART_KEYS.filter((key) => JSON.stringify(next[key]) !== JSON.stringify(current[key]));
+      // New certificate files are picked up; turning TLS on or off changes the listeners (STARTTLS offered or not).
+      if ((next.tls === null) !== (current.tls === null)) needsRestart.push('tls');
+      logger.level = next.log.level;
       ingress.reconfigure(next);
       scheduler.reconfigure(next);
       reporter.reconfigure(next, createRouter(next.routes));
@@ -116,8 +125,9 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     close() {
       closing ??= (async () => {
         listening = false;
-        const deadline = Date.now() + config.shutdownGraceMs;
-        await ingress.close(config.shutdownGraceMs);
+        const grace = current.shutdownGraceMs; // the config in force now, SIGHUP included
+        const deadline = Date.now() + grace;
+        await ingress.close(grace);
         await scheduler.stop(Math.max(0, deadline - Date.now()));
         await transportHost?.close();
         await admin.close();

@@ -51,7 +51,9 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       const path = resolveConfigPath(args.config);
       try {
         const restartKeys = relay.reload(loadConfig(path));
-        logger.info({ config: path, needsRestart: restartKeys }, restartKeys.length > 0 ? 'config reloaded; some changes need a restart' : 'config reloaded');
+        // Changes left unapplied are a warning: the operator has to act on them.
+        if (restartKeys.length > 0) logger.warn({ config: path, needsRestart: restartKeys }, 'config reloaded; some changes need a restart');
+        else logger.info({ config: path }, 'config reloaded');
       } catch (err) {
         logger.error({ config: path, err: { message: err instanceof Error ? err.message : String(err) } }, 'config reload rejected; the running config stays in force');
       }

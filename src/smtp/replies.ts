@@ -27,6 +27,8 @@ export const replies = {
   authRateLimited: (): SmtpReplyError => new SmtpReplyError(454, '4.7.0 Too many failed authentication attempts, try again later'),
   shuttingDown: (): SmtpReplyError => new SmtpReplyError(421, '4.3.2 Service shutting down'),
   tooManyConnections: (): SmtpReplyError => new SmtpReplyError(421, '4.7.0 Too many connections from your address, try again later'),
-  bareLineEnding: (what: 'LF' | 'CR'): SmtpReplyError =>
-    new SmtpReplyError(550, `5.6.0 Message contains a bare ${what}; lines must end with CRLF`),
+  bareLineEnding: (what: 'LF' | 'CR' | 'NUL'): SmtpReplyError =>
+    what === 'NUL'
+      ? new SmtpReplyError(550, '5.6.0 Message contains a NUL byte')
+      : new SmtpReplyError(550, `5.6.0 Message contains a bare ${what}; lines must end with CRLF`),
 } as const;

@@ -90,10 +90,13 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     this.authFailures.setLimit(config.limits.maxAuthFailures);
     this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
     for (const server of this.servers) {
+      // The options smtp-server reads per connection or per command; the rest of the policy
+      // is read from `this.config` (greetingDelayMs by connection-patches.ts).
       Object.assign(server.options, {
         size: config.limits.maxMessageSizeBytes,
         maxClients: config.limits.maxConnections,
         socketTimeout: config.limits.idleTimeoutMs,
+        greetingDelayMs: config.smtp.greetingDelayMs,
       });
       if (config.tls) server.updateSecureContext(tls);
     }
@@ -129,7 +132,10 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       socketTimeout: config.limits.idleTimeoutMs,
       authOptional: true,
       authMethods: ['PLAIN', 'LOGIN'],
-      allowInsecureAuth: config.relay.allowInsecureAuth,
+      // AUTH over plaintext is decided per session in enableCommands (from the config of the
+      // moment, SIGHUP included), which also decides what EHLO advertises; smtp-server's own
+      // check would read a start-time value and answer 538 to an AUTH it had advertised.
+      allowInsecureAuth: true,
       disableReverseLookup: true,
       logger: false,
       onConnect: (session, cb) => cb(this.onConnect(session)),
@@ -300,7 +306,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const { config, router } = this;
     if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
     const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
-    if (!verdict.ok) throw replies.bareLineEnding(verdict.bare);
+    if (!verdict.ok) throw replies.bareLineEnding(verdict.found);
     if (this.deps.capacity.check() !== 'ok') throw replies.insufficientStorage();
     const queueId = newQueueId();
     const info = readHeaders(verdict.body);
@@ -373,7 +379,11 @@ function userOf(session: SMTPServerSession): string | null {
   return typeof user === 'string' ? user : null;
 }
 
-/** local@domain with no spaces or angle brackets; smtp-server has already parsed the path. */
+/**
+ * local@domain with no spaces or angle brackets; smtp-server has already parsed the path.
+ * It decodes command lines as UTF-8 and turns bytes that are not UTF-8 (raw 8-bit) into
+ * U+FFFD: such an address is not the one the client sent, so it is bad syntax, not queued.
+ */
 function isAddress(address: string): boolean {
-  return /^[^\s@<>]+@[^\s@<>]+$/.test(address);
+  return /^[^\s@<>\uFFFD]+@[^\s@<>\uFFFD]+$/.test(address);
 }

@@ -222,29 +222,62 @@ describe('bad input at the SMTP front door', () => {
     expect(bytes?.toString('utf8').endsWith('\r\n\r\nGrüße\r\n')).toBe(true);
   });
 
-  it('answers 8-bit (non-UTF-8) bytes in addresses and in the body with proper replies and keeps the body bytes', async () => {
+  it('accepts a well-formed UTF-8 address without the SMTPUTF8 parameter and stores it exactly', async () => {
+    // Lenient like smtp-server: the bytes are unambiguous, and the SMTP target declares SMTPUTF8 downstream itself.
+    const t = await start();
+    const session = Buffer.from('EHLO client.test\r\nMAIL FROM:<üser@exämple.com>\r\nRCPT TO:<用户@例子.广告>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n', 'utf8');
+    const { replies } = await smtpConversation(t.port, session);
+    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 250, 221]);
+    await t.relay.close();
+    expect((await readSpool(t.spoolPath)).map((s) => [s.message.sender, s.message.recipients])).toEqual([['üser@exämple.com', ['用户@例子.广告']]]);
+  });
+
+  it('refuses raw 8-bit (non-UTF-8) address bytes with 501, with or without SMTPUTF8, and keeps 8-bit body bytes', async () => {
+    // smtp-server would read them as U+FFFD and queue an address the client never sent.
     const t = await start();
     const session = Buffer.concat([
       Buffer.from('EHLO client.test\r\nMAIL FROM:<', 'latin1'),
       Buffer.from([0xe9, 0xff]),
-      Buffer.from('@example.com> BODY=8BITMIME\r\nRSET\r\nMAIL FROM:<sender@example.com> BODY=8BITMIME\r\nRCPT TO:<', 'latin1'),
+      Buffer.from('@example.com> BODY=8BITMIME\r\nMAIL FROM:<', 'latin1'),
+      Buffer.from([0xe9, 0xff]),
+      Buffer.from('@example.com> SMTPUTF8\r\nMAIL FROM:<sender@example.com> BODY=8BITMIME\r\nRCPT TO:<', 'latin1'),
       Buffer.from([0xfc]),
-      Buffer.from('@example.org>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\nSubject: 8bit\r\n\r\n', 'latin1'),
-      Buffer.from([0x80, 0xe9, 0xff, 0x00, 0x41]),
+      Buffer.from('@example.org>\r\nRCPT TO:<rcpt@', 'latin1'),
+      Buffer.from([0xe4]),
+      Buffer.from('.example.org>\r\nRCPT TO:<rcpt@example.org>\r\nDATA\r\nSubject: 8bit\r\n\r\n', 'latin1'),
+      Buffer.from([0x80, 0xe9, 0xff, 0x01, 0x41]),
       Buffer.from('\r\n.\r\nQUIT\r\n', 'latin1'),
     ]);
     const { replies } = await smtpConversation(t.port, session);
-    // EHLO, MAIL (8-bit), RSET, MAIL, RCPT (8-bit), RCPT, DATA, end of data, QUIT
-    const codes = replies.map((r) => r.code);
-    expect(codes).toEqual([250, expect.any(Number), 250, 250, expect.any(Number), 250, 354, 250, 221]);
-    expect(String(codes[1])).toMatch(/^(250|5\d\d)$/);
-    expect(String(codes[4])).toMatch(/^(250|5\d\d)$/);
+    // EHLO, MAIL (8-bit) x2, MAIL, RCPT (8-bit local part), RCPT (8-bit domain), RCPT, DATA, end of data, QUIT
+    expect(replies.map((r) => `${r.code} ${r.text.split(' ')[0]}`)).toEqual([
+      expect.stringMatching(/^250 /),
+      '501 5.1.7',
+      '501 5.1.7',
+      '250 2.1.0',
+      '501 5.1.3',
+      '501 5.1.3',
+      '250 2.1.5',
+      '354 End',
+      '250 2.0.0',
+      '221 2.0.0',
+    ]);
     await expectHealthy(t);
     await t.relay.close();
     const stored = await readSpool(t.spoolPath);
-    const [eightBit] = stored.filter((m) => m.message.recipients.includes('rcpt@example.org') && m.message.sender === 'sender@example.com' && m.message.size > 0);
-    const bytes = await messageBytes(eightBit!, t.outboxPath);
-    expect(bytes?.subarray(-7)).toEqual(Buffer.from([0x80, 0xe9, 0xff, 0x00, 0x41, 0x0d, 0x0a]));
+    // Only the clean recipient was taken; nothing holds a replacement character.
+    expect(stored.map((m) => m.message.recipients)).toEqual([['rcpt@example.org'], ['rcpt@example.org']]);
+    const bytes = await messageBytes(stored[0]!, t.outboxPath);
+    expect(bytes?.subarray(-7)).toEqual(Buffer.from([0x80, 0xe9, 0xff, 0x01, 0x41, 0x0d, 0x0a]));
+  });
+
+  it('refuses a NUL in DATA with 550 5.6.0 (SPEC 3) and stores nothing', async () => {
+    const t = await start();
+    const { replies } = await smtpConversation(t.port, ['EHLO client.test', ...transaction('sender@example.com', ['rcpt@example.org'], 'Subject: nul\r\n\r\na\x00b\r\n'), 'QUIT']);
+    expect(replies.map((r) => r.code)).toEqual([250, 250, 250, 354, 550, 221]);
+    expect(replies[4]?.text).toBe('5.6.0 Message contains a NUL byte');
+    await t.relay.close();
+    expect(await readSpool(t.spoolPath)).toEqual([]);
   });
 
   it('queues an empty DATA with the headers it needs (Received, Message-ID, Date)', async () => {

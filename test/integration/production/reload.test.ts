@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { sleep, useTeardown, type ServeChild } from '../../helpers/common.js';
+import { useTeardown, type ServeChild } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
 import { configYaml, messageText, openWire, queueIdOf, sendOne, startServeChild, transaction } from '../../helpers/production.js';
 
@@ -27,6 +27,12 @@ async function reload(child: ServeChild, text: string): Promise<string> {
   child.signal('SIGHUP');
   const line = await child.waitForLog('a reload verdict', (l) => child.logs.indexOf(l) >= seen && /^config reload/.test(l.msg));
   return line.msg;
+}
+
+/** The target of the successful delivery attempt of `queueId` (from its log line): every request for it has been made then. */
+async function deliveredVia(child: ServeChild, queueId: string): Promise<unknown> {
+  const line = await child.waitForLog(`${queueId} delivered`, (l) => l.msg === 'delivery attempt' && l['queueId'] === queueId && l['outcome'] === 'ok');
+  return line['target'];
 }
 
 async function send(child: ServeChild, subject: string): Promise<string> {
@@ -70,7 +76,8 @@ describe('serve on SIGHUP', () => {
     await b.waitFor(2);
     expect(b.requests[1]?.headers['x-onward-queue-id']).toBe(queueIdOf(viaOpen));
 
-    await sleep(200);
+    // Every message's delivery is finished: a stray request to A could only have come before these lines.
+    expect([await deliveredVia(child, first), await deliveredVia(child, second), await deliveredVia(child, queueIdOf(viaOpen))]).toEqual(['A', 'B', 'B']);
     expect(a.requests).toHaveLength(1);
   });
 
@@ -91,7 +98,21 @@ describe('serve on SIGHUP', () => {
     await a.waitFor(2);
     expect(a.requests[1]?.headers['x-onward-queue-id']).toBe(afterTarget);
 
-    await sleep(200);
+    expect([await deliveredVia(child, afterYaml), await deliveredVia(child, afterTarget)]).toEqual(['A', 'A']);
     expect(b.requests).toHaveLength(0);
+  });
+
+  it('names the changed keys that need a restart in the reload log line, and applies the rest', async () => {
+    const { dir, a, b, child } = await setUp('reload-restart');
+    const base = { targets: { A: { type: 'http', url: a.url }, B: { type: 'http', url: b.url } }, routes: [{ match: '*@a.test', target: 'B' }] };
+    writeFileSync(child.configPath, configYaml(dir, { ...base, hostname: 'renamed.test', dedup: { window: '1h' }, spool: { maxQueued: 10 } }));
+    const seen = child.logs.length;
+    child.signal('SIGHUP');
+    const line = await child.waitForLog('the reload verdict', (l) => child.logs.indexOf(l) >= seen && /^config reload/.test(l.msg));
+    expect(line.msg).toBe('config reloaded; some changes need a restart');
+    expect(line.level).toBe(40);
+    expect([...(line['needsRestart'] as string[])].sort()).toEqual(['dedup', 'hostname', 'spool']);
+    // The route change in the same file took effect.
+    expect(await deliveredVia(child, await send(child, 'after a partial reload'))).toBe('B');
   });
 });

@@ -25,7 +25,7 @@ describe('line-ending check (SMTP smuggling defence)', () => {
     ['<CR><LF>.<LF>', 'a\r\n.\nMAIL FROM:<x@y>\r\n'],
     ['<LF>.<CR><LF>', 'a\n.\r\nMAIL FROM:<x@y>\r\n'],
   ])('refuses %s as a bare LF under reject', (_name, text) => {
-    expect(checkLineEndings(b(text), 'reject')).toEqual({ ok: false, bare: 'LF' });
+    expect(checkLineEndings(b(text), 'reject')).toEqual({ ok: false, found: 'LF' });
   });
 
   it.each([
@@ -36,8 +36,8 @@ describe('line-ending check (SMTP smuggling defence)', () => {
     ['CR CR LF', 'a\r\r\nb\r\n'],
     ['LF CR', 'a\n\rb'],
   ])('refuses %s as a bare CR under both policies', (_name, text) => {
-    expect(checkLineEndings(b(text), 'reject')).toEqual({ ok: false, bare: 'CR' });
-    expect(checkLineEndings(b(text), 'normalize')).toEqual({ ok: false, bare: 'CR' });
+    expect(checkLineEndings(b(text), 'reject')).toEqual({ ok: false, found: 'CR' });
+    expect(checkLineEndings(b(text), 'normalize')).toEqual({ ok: false, found: 'CR' });
   });
 
   it.each([
@@ -54,8 +54,31 @@ describe('line-ending check (SMTP smuggling defence)', () => {
   });
 
   it('keeps 8-bit bytes intact while normalising', () => {
-    const input = Buffer.from([0xff, 0x0a, 0x00, 0x80, 0x0d, 0x0a]);
+    const input = Buffer.from([0xff, 0x0a, 0x01, 0x80, 0x0d, 0x0a]);
     const verdict = checkLineEndings(input, 'normalize');
-    expect(verdict.ok && [...verdict.body]).toEqual([0xff, 0x0d, 0x0a, 0x00, 0x80, 0x0d, 0x0a]);
+    expect(verdict.ok && [...verdict.body]).toEqual([0xff, 0x0d, 0x0a, 0x01, 0x80, 0x0d, 0x0a]);
+  });
+
+  it.each([
+    ['<CR><LF><NUL>.<CR><LF>', 'a\r\n\x00.\r\nMAIL FROM:<x@y>\r\n'],
+    ['a NUL inside a line', 'a\x00b\r\n'],
+    ['a lone NUL', '\x00'],
+  ])('refuses %s as a NUL under reject', (_name, text) => {
+    expect(checkLineEndings(b(text), 'reject')).toEqual({ ok: false, found: 'NUL' });
+  });
+
+  it.each([
+    ['a\r\n\x00.\r\nb\r\n', 'a\r\n.\r\nb\r\n'],
+    ['\x00\x00a\x00\r\n\x00', 'a\r\n'],
+    // Stripping first: the CR and LF a NUL separated form one CRLF, never a bare CR.
+    ['a\r\x00\nb', 'a\r\nb'],
+    ['a\n\x00.\nb', 'a\r\n.\r\nb'],
+  ])('removes every NUL under normalize: %j', (input, expected) => {
+    const verdict = checkLineEndings(b(input), 'normalize');
+    expect(verdict.ok && verdict.body.toString('latin1')).toBe(expected);
+  });
+
+  it('still refuses a bare CR under normalize once the NULs are gone', () => {
+    expect(checkLineEndings(b('a\x00\r\x00b\r\n'), 'normalize')).toEqual({ ok: false, found: 'CR' });
   });
 });
