@@ -4,6 +4,7 @@
  * `LevelSpool` builds one and passes it to each concern's functions.
  */
 import type { ClassicLevel } from 'classic-level';
+import type { Logger } from '../../log.js';
 import type { KeyedMutex } from '../mutex.js';
 import { isFinished } from '../records.js';
 import type { DeliveryRecord, Dispatcher, MessageRecord } from '../types.js';
@@ -29,6 +30,10 @@ export interface LevelSpoolOptions {
   readonly onLockWait?: () => void;
   /** See SpoolConfig.groupCommit; default on. */
   readonly groupCommit?: boolean;
+  /** Pause between housekeeping runs (each sweeps until caught up). Default 1 s. */
+  readonly janitorIntervalMs?: number;
+  /** Where housekeeping failures are logged (they are also emitted as `janitorError`). */
+  readonly logger?: Logger;
 }
 
 /** The value of an `x!` dedup key. */

@@ -25,7 +25,7 @@ import { claimDue } from './claims.js';
 import { decodeRecord } from './codec.js';
 import type { Db, LevelContext, LevelSpoolOptions } from './context.js';
 import { SpoolCounters, type CounterSnapshot } from './counters.js';
-import { sweep } from './janitor.js';
+import { Janitor, type JanitorKind } from './janitor.js';
 import { keys } from './keys.js';
 import { openDb, recoverLeases } from './open.js';
 import * as queries from './queries.js';
@@ -36,12 +36,17 @@ export type { LevelSpoolOptions } from './context.js';
 
 /** Hot records kept decoded; far above what is in flight at once (target concurrency). */
 const RECORD_CACHE_ENTRIES = 10_000;
+const JANITOR_INTERVAL_MS = 1000;
 
 export interface LevelSpoolEvents {
   /** A delivery of this lane became due now. */
   due: [lane: string];
   /** One synced LevelDB batch (one fsync) carrying `writes` callers' changes. */
   batch: [{ seconds: number; writes: number }];
+  /** Housekeeping committed a slice: `removed` expired dedup keys or finished messages are gone. */
+  janitor: [{ kind: JanitorKind; removed: number }];
+  /** A housekeeping run failed (retried at the next interval) or removed a corrupt record. */
+  janitorError: [err: unknown];
 }
 
 /**
@@ -53,7 +58,7 @@ export interface LevelSpoolEvents {
 export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool {
   private readonly ctx: LevelContext;
   private dispatcher: Dispatcher | null = null;
-  private janitorTimer: NodeJS.Timeout | null = null;
+  private readonly janitor: Janitor;
   private closing: Promise<void> | null = null;
 
   private constructor(
@@ -91,6 +96,19 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
       dispatcher: () => this.dispatcher,
       due: (lane) => this.emit('due', lane),
     };
+    this.janitor = new Janitor(
+      this.ctx,
+      {
+        removed: (kind, removed) => {
+          if (removed > 0) this.emit('janitor', { kind, removed });
+        },
+        failed: (err) => {
+          options.logger?.error({ err, spool: options.path }, 'spool housekeeping failed');
+          this.emit('janitorError', err);
+        },
+      },
+      options.janitorIntervalMs ?? JANITOR_INTERVAL_MS,
+    );
   }
 
   /** Opens (creating) the spool; a directory held by another process is ONWARD_ERR_SPOOL_LOCKED. */
@@ -99,8 +117,7 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     const spool = new LevelSpool(db, options);
     spool.ctx.counters.load(decodeRecord<CounterSnapshot>(await db.get(keys.counters)));
     await recoverLeases(spool.ctx);
-    spool.janitorTimer = setInterval(() => void spool.sweep().catch(() => undefined), 60_000);
-    spool.janitorTimer.unref();
+    spool.janitor.start();
     return spool;
   }
 
@@ -177,9 +194,9 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return giveUp(this.ctx, queueId, reason, report);
   }
 
-  /** Removes expired dedup keys and finished messages past `retainFinished`. Bounded per run. */
+  /** Removes expired dedup keys and finished messages past `retainFinished` now, until caught up. */
   sweep(): Promise<void> {
-    return sweep(this.ctx);
+    return this.janitor.sweep();
   }
 
   /**
@@ -188,18 +205,23 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
    */
   async check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
     const { counters, writer, cache } = this.ctx;
-    const { report, recounted } = await checkSpool(this.db, (ops) => writer.write(ops), counters.read(), repair, this.ctx.now(), onProgress);
-    cache.clear(); // a repair writes around the transactions
-    if (repair && report.counts['counters-mismatch']) {
-      counters.load(recounted);
-      await writer.write([]); // the trailer persists the recounted snapshot
+    await this.janitor.stop(); // records vanishing mid-walk would read as problems
+    try {
+      const { report, recounted } = await checkSpool(this.db, (ops) => writer.write(ops), counters.read(), repair, this.ctx.now(), onProgress);
+      cache.clear(); // a repair writes around the transactions
+      if (repair && report.counts['counters-mismatch']) {
+        counters.load(recounted);
+        await writer.write([]); // the trailer persists the recounted snapshot
+      }
+      return report;
+    } finally {
+      if (!this.closing) this.janitor.start();
     }
-    return report;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
-      if (this.janitorTimer) clearInterval(this.janitorTimer);
+      await this.janitor.stop();
       await this.ctx.writer.write([]); // flush whatever is queued
       await this.db.close();
     })();
