@@ -37,6 +37,8 @@ export const keys = {
   opens: { gte: 'o!', lt: 'o!~' },
   deliveriesOf: (queueId: string): { gte: string; lt: string } => ({ gte: `d!${queueId}.`, lt: `d!${queueId}.~` }),
   counters: 'c!counters',
+  /** Spool format version (format.ts). */
+  formatVersion: 'v!format',
 } as const;
 
 /** Splits a due-index key into its time and delivery id. */

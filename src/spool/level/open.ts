@@ -6,18 +6,23 @@ import { RelayError } from '../../errors.js';
 import { laneOf } from '../ids.js';
 import { FINAL_DELIVERY_STATES } from '../state.js';
 import type { DeliveryRecord } from '../types.js';
+import { classicLevelMismatch, installedClassicLevel } from './classic-level-guard.js';
 import { decodeRecord } from './codec.js';
 import { EMPTY, queueIdOf, transaction, type Db, type LevelContext, type LevelSpoolOptions } from './context.js';
+import { checkFormat } from './format.js';
 import { keys, lastPart } from './keys.js';
 
 const MEMTABLE_BYTES = 16 * 1024 * 1024;
 
-/** Opens (creating unless `create: false`) the database; a directory held by another process is ONWARD_ERR_SPOOL_LOCKED. */
+/**
+ * Opens (creating unless `create: false`) the database; a directory held by another process
+ * is ONWARD_ERR_SPOOL_LOCKED. Refuses (ONWARD_ERR_SPOOL_UNAVAILABLE) a classic-level other
+ * than the pinned one and a spool of an unknown format version.
+ */
 export async function openDb(options: LevelSpoolOptions): Promise<Db> {
   if (options.create === false && !existsSync(join(options.path, 'CURRENT'))) {
     throw new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `no spool at ${options.path}`);
   }
-  mkdirSync(options.path, { recursive: true });
   // A larger memtable than LevelDB's 4 MB default: fewer flushes of short-lived bodies.
   // 16 MB measured as fast as 64 MB (node bench/run.mjs --quick) at ~60 MB less memory.
   const db: Db = new ClassicLevel<string, Buffer>(options.path, {
@@ -25,12 +30,15 @@ export async function openDb(options: LevelSpoolOptions): Promise<Db> {
     valueEncoding: 'buffer',
     writeBufferSize: MEMTABLE_BYTES,
   });
+  const mismatch = classicLevelMismatch({ ...installedClassicLevel(), db });
+  if (mismatch) throw mismatch;
+  mkdirSync(options.path, { recursive: true });
   const giveUpAt = Date.now() + (options.lockWaitMs ?? 0);
   let waited = false;
   for (;;) {
     try {
       await db.open();
-      return db;
+      break;
     } catch (err) {
       const code = (err as { cause?: { code?: string } }).cause?.code;
       if (code !== 'LEVEL_LOCKED') {
@@ -44,6 +52,13 @@ export async function openDb(options: LevelSpoolOptions): Promise<Db> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  try {
+    await checkFormat(db, options.path);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+  return db;
 }
 
 /**
