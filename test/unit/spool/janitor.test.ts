@@ -97,8 +97,8 @@ describe('spool housekeeping', () => {
     expect(seen.errors).toEqual([]);
     expect(spool.countsByState()).toEqual({ queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 });
     await spool.close();
-    // Only the counters snapshot is left on disk.
-    expect(await keysByPrefix(dir)).toEqual({ c: 1 });
+    // Only the counters snapshot and the format version are left on disk.
+    expect(await keysByPrefix(dir)).toEqual({ c: 1, v: 1 });
   }, 120_000);
 
   it('logs and counts a corrupt record, removes it, and keeps sweeping', async () => {
