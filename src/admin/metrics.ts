@@ -45,6 +45,17 @@ export class RelayMetrics {
     help: 'Spool writes (accepts, claims, outcomes, admin actions) carried by those batches',
     registers: [this.registry],
   });
+  private readonly janitorRemoved = new Counter({
+    name: 'onward_spool_janitor_removed_total',
+    help: 'Removed by housekeeping: expired dedup keys (dedup), finished messages past retainFinished (finished)',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  private readonly janitorErrors = new Counter({
+    name: 'onward_spool_janitor_errors_total',
+    help: 'Failed housekeeping runs (retried) and corrupt records housekeeping removed',
+    registers: [this.registry],
+  });
   private readonly dedupHits = new Counter({
     name: 'onward_dedup_hits_total',
     help: 'Resubmissions answered with the original queue id',
@@ -74,6 +85,8 @@ export class RelayMetrics {
       this.syncs.inc();
       this.syncedWrites.inc(b.writes);
     });
+    spool.on('janitor', (j) => this.janitorRemoved.inc({ kind: j.kind }, j.removed));
+    spool.on('janitorError', () => this.janitorErrors.inc());
     scheduler.on('attempt', (a) => {
       this.deliveries.inc({ target: a.target, outcome: a.outcome });
       this.deliveryDuration.observe({ target: a.target }, a.durationMs / 1000);

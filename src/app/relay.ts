@@ -47,6 +47,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     groupCommit: config.spool.groupCommit,
     lockWaitMs: SPOOL_LOCK_WAIT_MS,
     onLockWait: () => logger.warn({ spool: config.spool.path }, 'spool in use by another onward command; waiting for it'),
+    logger: logger.child({ component: 'spool' }),
   });
   const capacity = new SpoolCapacity({
     path: config.spool.path,

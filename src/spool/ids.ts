@@ -38,3 +38,12 @@ export function deliveryId(queueId: string, index: number): string {
 export function queueIdOfDelivery(id: string): string | null {
   return DELIVERY_ID.exec(id)?.[1] ?? null;
 }
+
+/**
+ * A lane is a delivery's failover list (`primary+backup`): deliveries that share it are
+ * scheduled together, so a busy or down target never blocks another lane's due work.
+ * Target names cannot contain `+` or `!` (config schema).
+ */
+export function laneOf(targets: readonly string[]): string {
+  return targets.join('+');
+}

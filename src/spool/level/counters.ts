@@ -1,4 +1,4 @@
-import type { DeliveryState, MessageState } from './types.js';
+import type { DeliveryState, MessageState } from '../types.js';
 
 export interface CounterSnapshot {
   states: Record<MessageState, number>;

@@ -7,9 +7,10 @@
 import type { ClassicLevel } from 'classic-level';
 import { decodeRecord, encodeRecord } from './codec.js';
 import type { CounterSnapshot } from './counters.js';
-import { keys, laneOf, parseDueKey } from './keys.js';
-import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES } from './state.js';
-import type { DeliveryRecord, MessageRecord, MessageState } from './types.js';
+import { laneOf } from '../ids.js';
+import { keys, parseDueKey } from './keys.js';
+import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES } from '../state.js';
+import type { DeliveryRecord, MessageRecord, MessageState } from '../types.js';
 import type { SpoolOp } from './writer.js';
 
 export type ProblemKind =

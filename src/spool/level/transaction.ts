@@ -1,7 +1,7 @@
 import { encodeRecord } from './codec.js';
 import type { SpoolCounters } from './counters.js';
 import type { RecordCache } from './record-cache.js';
-import type { DeliveryState, MessageState } from './types.js';
+import type { DeliveryState, MessageState } from '../types.js';
 import type { SpoolOp, SpoolWriter } from './writer.js';
 
 /** A cache change to apply once the batch is on disk: a record put, or an eviction (null). */
