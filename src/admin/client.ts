@@ -1,4 +1,4 @@
-import { RelayError, type ErrorCode } from '../errors.js';
+import { RelayError, isErrorCode } from '../errors.js';
 import type { AdminConfig } from '../config/types.js';
 import { listArgsToQuery, type ListArgs } from './list-args.js';
 import type { ActionResult, SpoolAction, SpoolAdmin } from './spool-admin.js';
@@ -93,7 +93,8 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
     }
     if (res.ok) return res;
     const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
-    const code = (body?.error?.code ?? 'ONWARD_ERR_INTERNAL') as ErrorCode;
+    // A code this CLI does not know (a newer relay) still fails, as an internal error.
+    const code = isErrorCode(body?.error?.code) ? body.error.code : 'ONWARD_ERR_INTERNAL';
     throw new RelayError(code, body?.error?.message ?? `admin API answered HTTP ${res.status}`);
   }
 }

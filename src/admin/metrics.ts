@@ -8,6 +8,8 @@ import type { DeliveryScheduler } from '../delivery/index.js';
 import type { SmtpIngress } from '../smtp/index.js';
 import type { LevelSpool, MessageState } from '../spool/index.js';
 
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export class RelayMetrics {
   readonly registry = new Registry();
   private readonly received = new Counter({
@@ -75,7 +77,11 @@ export class RelayMetrics {
 
   constructor(deps: { spool: LevelSpool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
     const { spool, ingress, scheduler } = deps;
-    collectDefaultMetrics({ register: this.registry, prefix: 'onward_process_' });
+    // Unprefixed: the names the standard Node.js dashboards query (process_cpu_seconds_total, ...).
+    collectDefaultMetrics({ register: this.registry });
+    // prom-client's gauges named *_total break the Prometheus naming rules (promtool rejects them);
+    // their per-type series stay, and the total is sum(nodejs_active_handles) etc.
+    for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     ingress.on('transaction', (t) => {
       this.received.inc({ result: t.result });
       if (t.result === 'duplicate') this.dedupHits.inc();

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
-import { isRelayError } from '../errors.js';
+import { ERROR_CODES, isRelayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseListArgs } from './list-args.js';
 import type { RelayMetrics } from './metrics.js';
@@ -18,12 +18,6 @@ export interface AdminServerDeps {
 
 /** Probes that must answer without a token (container and orchestrator health checks). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
-
-const STATUS_BY_CODE: Partial<Record<string, number>> = {
-  ONWARD_ERR_BAD_ID: 400,
-  ONWARD_ERR_BAD_ARGS: 400,
-  ONWARD_ERR_NOT_FOUND: 404,
-};
 
 /**
  * The admin HTTP API: health, metrics, and the JSON endpoints behind `onward spool …`.
@@ -71,7 +65,7 @@ export class AdminServer {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
     if (!OPEN_PATHS.has(path) && !this.authorised(req)) {
-      return this.json(res, 401, { error: { code: 'ONWARD_ERR_UNAUTHORIZED', message: 'missing or wrong bearer token' } });
+      return this.sendCode(res, 'ONWARD_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
     const { admin } = this.deps;
     const actor = `admin-api${req.headers['x-onward-actor'] ? ` (${String(req.headers['x-onward-actor'])})` : ''}`;
@@ -108,7 +102,7 @@ export class AdminServer {
         return this.json(res, 200, await admin.act(sub as SpoolAction, id, actor));
       }
     }
-    this.json(res, 404, { error: { code: 'ONWARD_ERR_NOT_FOUND', message: `no route ${req.method ?? ''} ${path}` } });
+    this.sendCode(res, 'ONWARD_ERR_NOT_FOUND', `no route ${req.method ?? ''} ${path}`);
   }
 
   /** One JSON object per line, written as the spool is read: bounded memory at any spool size. */
@@ -136,15 +130,19 @@ export class AdminServer {
     res.end(text);
   }
 
+  /** Answers with the code's HTTP status from the error table. */
+  private sendCode(res: ServerResponse, code: ErrorCode, message: string): void {
+    this.json(res, ERROR_CODES[code].status, { error: { code, message } });
+  }
+
   private sendError(res: ServerResponse, err: unknown): void {
-    const code = isRelayError(err) ? err.code : 'ONWARD_ERR_INTERNAL';
-    const status = (isRelayError(err) && STATUS_BY_CODE[err.code]) || 500;
-    if (status === 500) this.log.error({ err }, 'admin request failed');
+    const relayErr = isRelayError(err) ? err : undefined;
+    if (relayErr === undefined || relayErr.status >= 500) this.log.error({ err }, 'admin request failed');
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    this.json(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
+    this.sendCode(res, relayErr?.code ?? 'ONWARD_ERR_INTERNAL', err instanceof Error ? err.message : String(err));
   }
 }
 

@@ -8,11 +8,11 @@ import { dsnStatusFor } from '../bounce/index.js';
 import { localReply } from '../delivery/index.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { headerEnd } from '../message/headers.js';
+import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
 import { checkId } from './check-id.js';
 import { type CheckReport, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
-import { headerFields, listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
+import { listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
 export const SPOOL_ACTIONS: readonly SpoolAction[] = ['retry', 'hold', 'release', 'delete', 'bounce'];
@@ -80,7 +80,7 @@ export class LocalSpoolAdmin implements SpoolAdmin {
     const message = await this.spool.getMessage(id);
     if (!message) throw notFound(id);
     const body = await this.spool.getBody(id);
-    return showView(message, await this.spool.getDeliveries(id), headerFields(body, body ? headerEnd(body) : 0));
+    return showView(message, await this.spool.getDeliveries(id), body ? headerFields(body.subarray(0, headerEnd(body)).toString('utf8')) : []);
   }
 
   async body(id: string): Promise<Buffer> {

@@ -101,18 +101,3 @@ export function statsView(stats: SpoolStats, configured: readonly string[], live
     source: live === null ? 'spool' : 'relay',
   };
 }
-
-/** Top-level header fields of a stored message (unfolded), for `show`. */
-export function headerFields(body: Buffer | null, headerBytes: number): [string, string][] {
-  if (!body) return [];
-  return body
-    .subarray(0, headerBytes)
-    .toString('utf8')
-    .replace(/\r\n[ \t]+/g, ' ')
-    .split('\r\n')
-    .map((line): [string, string] | null => {
-      const colon = line.indexOf(':');
-      return colon > 0 ? [line.slice(0, colon), line.slice(colon + 1).trim()] : null;
-    })
-    .filter((h): h is [string, string] => h !== null);
-}

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import MimeNode from 'nodemailer/lib/mime-node/index.js';
 import type { Reply } from '../delivery/types.js';
 import { RelayError } from '../errors.js';
+import { rfc5322Date } from '../message/headers.js';
 
 export interface DsnRecipient {
   readonly address: string;
@@ -254,10 +255,6 @@ function oneLine(text: string): string {
 
 function ascii(text: string): string {
   return text.replace(/[^\x20-\x7e]/g, '?');
-}
-
-function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace(/GMT$/, '+0000');
 }
 
 /**

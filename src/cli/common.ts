@@ -1,12 +1,11 @@
 import { loadConfig, resolveConfigPath, type Config } from '../config/index.js';
-import { isRelayError } from '../errors.js';
+import { EXIT, isRelayError } from '../errors.js';
 
 export interface GlobalArgs {
   readonly config?: string | undefined;
 }
 
-/** Exit codes of SPEC section 1. */
-export const EXIT = { ok: 0, user: 1, unavailable: 2 } as const;
+export { EXIT };
 
 /** Loads the config or exits 1 with the problems, one per line. */
 export function loadConfigOrExit(args: GlobalArgs): Config {
@@ -23,8 +22,7 @@ export function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-/** Maps a typed error to the exit code SPEC section 1 gives it. */
+/** The exit code the error table gives a typed error; anything else is a user error. */
 export function exitCodeFor(err: unknown): number {
-  const unavailable = ['ONWARD_ERR_SPOOL_UNAVAILABLE', 'ONWARD_ERR_SPOOL_LOCKED', 'ONWARD_ERR_ADMIN_UNREACHABLE', 'ONWARD_ERR_INTERNAL'];
-  return isRelayError(err) && unavailable.includes(err.code) ? EXIT.unavailable : EXIT.user;
+  return isRelayError(err) ? err.exit : EXIT.user;
 }

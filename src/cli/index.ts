@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './check-config.js';
+import { configSchemaCommand } from './config-schema.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
@@ -13,6 +14,7 @@ await yargs(hideBin(process.argv))
   .option('config', { type: 'string', describe: 'config file (default $ONWARD_CONFIG, then ./config/onward.yaml)' })
   .command(serveCommand)
   .command(checkConfigCommand)
+  .command(configSchemaCommand)
   .command(spoolCommand)
   .command(sendCommand)
   .command(hashPasswordCommand)

@@ -3,14 +3,14 @@ import type { SpoolAdmin } from '../admin/spool-admin.js';
 import type { Config } from '../config/types.js';
 import { RelayError, isRelayError } from '../errors.js';
 
+/** A CLI waits this long at most for another offline command to release the spool. */
+const LOCK_WAIT_LIMIT_MS = 10 * 60_000;
+
 /**
  * Online when a relay answers on the admin address (never touch its LevelDB then);
  * otherwise open the spool directory directly. LevelDB's lock guarantees one writer:
  * if the relay starts meanwhile, it waits for us to close.
  */
-/** A CLI waits this long at most for another offline command to release the spool. */
-const LOCK_WAIT_LIMIT_MS = 10 * 60_000;
-
 export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmin; online: boolean }> {
   const remote = new RemoteSpoolAdmin(config.admin);
   if (await remote.reachable()) return { admin: remote, online: true };

@@ -2,4 +2,5 @@
 export type * from './types.js';
 export { DEFAULT_CONFIG_PATH, loadConfig, parseConfig, resolveConfigPath } from './load.js';
 export { describeConfig } from './describe.js';
+export { configJsonSchema } from './json-schema.js';
 export { parseDuration, parseSize } from './units.js';

@@ -6,6 +6,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
+import { BOOL_FORM, DURATION_FORM, SIZE_FORM, inputForms, intForm } from './input-forms.js';
 import type { Config, TargetConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -38,21 +39,25 @@ function unitField(parse: (input: string | number) => number, expected: string) 
   });
 }
 
-const duration = unitField(parseDuration, 'expected a duration like 30s, 5m, 4h');
-const positiveDuration = duration.refine((ms) => ms > 0, 'expected a duration greater than 0');
-const size = unitField(parseSize, 'expected a size like 512KB, 25MB or a number of bytes');
+const duration = unitField(parseDuration, 'expected a duration like 30s, 5m, 4h').register(inputForms, DURATION_FORM);
+const positiveDuration = duration.refine((ms) => ms > 0, 'expected a duration greater than 0').register(inputForms, DURATION_FORM);
+const size = unitField(parseSize, 'expected a size like 512KB, 25MB or a number of bytes').register(inputForms, SIZE_FORM);
 
 // Every string scalar goes through `${VAR}` substitution, so numbers and booleans written
 // as `"${PORT}"` arrive as strings; accept their plain spellings.
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
-    z.number().int().min(min).max(max),
-  );
-const bool = z.preprocess(
-  (v) => (v === 'true' ? true : v === 'false' ? false : v),
-  z.boolean(),
-);
+  z
+    .preprocess(
+      (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+      z.number().int().min(min).max(max),
+    )
+    .register(inputForms, intForm(min, max));
+const bool = z
+  .preprocess(
+    (v) => (v === 'true' ? true : v === 'false' ? false : v),
+    z.boolean(),
+  )
+  .register(inputForms, BOOL_FORM);
 const port = int(0, 65535);
 const text = z.string().trim().min(1);
 const email = z
@@ -163,7 +168,8 @@ const route = z.strictObject({
 export const configSchema = z
   .strictObject({
     listen: z.array(listener).min(1).default([{ host: '127.0.0.1', port: 2525, implicitTls: false }]),
-    hostname: text.default(() => os.hostname()),
+    // The default is this machine's name: the schema file must not carry the name of the one that wrote it.
+    hostname: text.default(() => os.hostname()).register(inputForms, { type: 'string', minLength: 1, description: "default: this machine's host name" }),
     tls: z.strictObject({ key: text, cert: text }).nullish(),
     limits: z
       .strictObject({

@@ -2,6 +2,7 @@
  * The `format: json` webhook body (SPEC section 4), built with mailparser from the stored bytes.
  */
 import { simpleParser, type AddressObject, type EmailAddress } from 'mailparser';
+import { unfold } from '../message/headers.js';
 import type { DeliveryJob } from './types.js';
 
 export interface JsonAddress {
@@ -86,7 +87,7 @@ function splitHeaderLine(binaryLine: string): [string, string] {
   const line = rawHeaderText(binaryLine);
   const colon = line.indexOf(':');
   if (colon < 0) return [line.trim(), ''];
-  const unfolded = line.slice(colon + 1).replace(/\r?\n(?=[ \t])/g, '');
+  const unfolded = unfold(line.slice(colon + 1));
   return [line.slice(0, colon).trim(), decodeHeaderValue(unfolded.trim())];
 }
 

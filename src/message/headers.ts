@@ -35,18 +35,35 @@ export function headerEnd(body: Buffer): number {
 
 export function readHeaders(body: Buffer): HeaderInfo {
   const headerBytes = headerEnd(body);
-  const block = body.subarray(0, headerBytes).toString('latin1');
   const names = new Set<string>();
   let messageId: string | null = null;
-  // Unfold, then one header per line; a line without a colon ends nothing, it is skipped.
-  for (const line of block.replace(/\r\n[ \t]/g, ' ').split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon).trim().toLowerCase();
+  for (const [field, value] of headerFields(body.subarray(0, headerBytes).toString('latin1'))) {
+    const name = field.toLowerCase();
     names.add(name);
-    if (name === 'message-id' && messageId === null) messageId = normaliseMessageId(line.slice(colon + 1));
+    if (name === 'message-id' && messageId === null) messageId = normaliseMessageId(value);
   }
   return { names, messageId, headerBytes };
+}
+
+/**
+ * RFC 5322 2.2.3 unfolding: a line break followed by white space is removed, the white space
+ * stays. A bare LF counts too: some clients send one, and a parser must not split there.
+ */
+export function unfold(text: string): string {
+  return text.replace(/\r?\n(?=[ \t])/g, '');
+}
+
+/**
+ * The fields of a header block in order, as [name as written, value], unfolded and trimmed.
+ * A line without a colon is no field and is skipped.
+ */
+export function headerFields(block: string): [string, string][] {
+  const fields: [string, string][] = [];
+  for (const line of unfold(block).split('\r\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.push([line.slice(0, colon).trim(), line.slice(colon + 1).trim()]);
+  }
+  return fields;
 }
 
 /** `<Abc@Example.com>` → `Abc@example.com`: the domain part is case-insensitive, the local part is not. */

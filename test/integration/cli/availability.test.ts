@@ -3,8 +3,9 @@
  * stops early; offline CLIs and `serve` take turns on the LevelDB lock instead of failing
  * with a lock error; with neither a relay nor a spool the CLI exits 2.
  */
-import { describe, expect, it } from '@jest/globals';
-import { freePort, sleep, waitUntil } from '../../helpers/common.js';
+import { cp } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { closedPort, sleep, useCleanup, waitUntil } from '../../helpers/common.js';
 import {
   apiStats,
   cliJson,
@@ -31,28 +32,47 @@ function rows(r: CliResult): string[] {
   return r.stdout.split('\n').filter((l) => ROW.test(l));
 }
 
+/** The config of a spool CLI env whose one target never answers (every delivery is an ERROR, nothing leaves the queue). */
+async function writeHookConfig(env: CliEnv): Promise<void> {
+  env.writeConfig({
+    targets: { hook: { type: 'http', url: `http://127.0.0.1:${await closedPort()}/hook`, timeout: '2s' } },
+    routes: [{ match: '*', target: 'hook' }],
+  });
+}
+
 describe('the spool CLI on a large spool', () => {
-  const cleanup = useCliTeardown();
+  useCliTeardown(); // kills any child still running once the file is done
+  const defer = useCleanup(); // what one case made goes when that case ends
 
-  let env: CliEnv; // the 2,000-message spool, shared by the first two tests
-
-  it('lists 2,000 messages offline and online, stops early with --limit, and never fails on the LevelDB lock', async () => {
-    env = await makeCliEnv();
-    cleanup.add(() => env.remove());
-    // A closed port: every delivery is an ERROR, the circuit opens, nothing leaves the queue.
-    env.writeConfig({
-      targets: { hook: { type: 'http', url: `http://127.0.0.1:${await freePort()}/hook`, timeout: '2s' } },
-      routes: [{ match: '*', target: 'hook' }],
-    });
-    const ids = await seedSpool(
-      env.config,
+  // Seeded once and never touched by a case: each case works on its own copy (largeSpool).
+  let template: CliEnv;
+  let ids: string[];
+  beforeAll(async () => {
+    template = await makeCliEnv();
+    await writeHookConfig(template);
+    ids = await seedSpool(
+      template.config,
       Array.from({ length: MESSAGES }, (_, i) => ({ from: `app${i % 7}@senders.test`, to: [`user${i}@rcpt.test`] })),
       { parallel: 250 },
     );
+  }, 60_000);
+  afterAll(() => template.remove());
+
+  /** A fresh env holding a copy of the 2,000-message spool (stopped), removed when the case ends. */
+  async function largeSpool(): Promise<CliEnv> {
+    const env = await makeCliEnv();
+    defer(() => env.remove());
+    await writeHookConfig(env);
+    await cp(template.spoolPath, env.spoolPath, { recursive: true });
+    return env;
+  }
+
+  it('lists 2,000 messages offline and online, stops early with --limit, and never fails on the LevelDB lock', async () => {
+    const env = await largeSpool();
     expect(ids).toHaveLength(MESSAGES);
     const inArrivalOrder = [...ids].sort(); // queue ids sort by arrival (ms, then random)
 
-    // --- stopped: full listings and a limited one (two at once: see the next test)
+    // --- stopped: full listings and a limited one (one after another; two at once: see the paged-listing case)
     const human = await runCli(env, ['spool', 'list']);
     const json = await runCli(env, ['spool', 'list', '--json']);
     for (const r of [human, json]) {
@@ -77,7 +97,7 @@ describe('the spool CLI on a large spool', () => {
     // --- an offline listing and `serve` started together: one waits for the other, neither fails
     const listing = runCli(env, ['spool', 'list', '--json']);
     const serve = spawnServe(env);
-    cleanup.add(() => serve.kill());
+    defer(() => serve.kill());
     const during = await listing;
     expect({ code: during.code, stderr: during.stderr }).toEqual({ code: 0, stderr: '' });
     expect((JSON.parse(during.stdout) as unknown[]).length).toBe(MESSAGES);
@@ -110,9 +130,10 @@ describe('the spool CLI on a large spool', () => {
   it('makes a second offline command wait while a paged `spool list` holds the spool, instead of failing with a lock error', async () => {
     // `onward spool list | less`: the reader stops reading, the listing blocks in its write
     // with the LevelDB directory open. Another offline command meanwhile must wait, not fail.
+    const env = await largeSpool();
     let letGo: () => void = () => undefined;
     const pagerDone = new Promise<void>((r) => (letGo = r));
-    cleanup.add(letGo);
+    defer(letGo);
     const paged = runCli(env, ['spool', 'list'], { holdStdoutUntil: pagerDone, timeoutMs: 30_000 });
     await waitUntil('the paged listing to hold the spool', async () => {
       try {
@@ -140,6 +161,10 @@ describe('the spool CLI on a large spool', () => {
   }, 40_000);
 
   it('rejects bad listing options with exit 1 naming the option, before printing any of the listing', async () => {
+    const env = await makeCliEnv();
+    defer(() => env.remove());
+    await writeHookConfig(env);
+    await seedSpool(env.config, [{ from: 'app@senders.test', to: ['user@rcpt.test'] }]);
     const [state, limit] = await Promise.all([
       runCli(env, ['spool', 'list', '--json', '--state', 'nope']),
       runCli(env, ['spool', 'list', '--limit', '0']),
@@ -152,7 +177,7 @@ describe('the spool CLI on a large spool', () => {
 
   it('exits 2 naming both when no relay answers and there is no spool directory', async () => {
     const env = await makeCliEnv();
-    cleanup.add(() => env.remove());
+    defer(() => env.remove());
     env.writeConfig({
       targets: { outbox: { type: 'file', path: `${env.dir}/outbox` } },
       routes: [{ match: '*', target: 'outbox' }],

@@ -1,11 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
 import {
   headerEnd,
+  headerFields,
   normaliseMessageId,
   prepareMessage,
   readHeaders,
   receivedHeader,
   rfc5322Date,
+  unfold,
   type ReceivedInfo,
 } from '../../../src/message/headers.js';
 
@@ -48,6 +50,25 @@ describe('message headers', () => {
     const info = readHeaders(b('FROM: a@b\r\nMessage-ID:\r\n <Abc.Def@Example.COM>\r\nmessage-id: <second@x>\r\nX-Empty:\r\n\r\nMessage-ID: <in-body@x>\r\n'));
     expect([...info.names].sort()).toEqual(['from', 'message-id', 'x-empty']);
     expect(info.messageId).toBe('Abc.Def@example.com');
+  });
+
+  it.each([
+    ['a CRLF before a space', 'a\r\n b', 'a b'],
+    ['a CRLF before a tab', 'a\r\n\tb', 'a\tb'],
+    ['a bare LF before a space', 'a\n b', 'a b'],
+    ['a line break before more white space', 'a\r\n   b', 'a   b'],
+    ['a line break not followed by white space', 'a\r\nb', 'a\r\nb'],
+  ])('unfolds %s by removing only the line break', (_name, folded, unfolded) => {
+    expect(unfold(folded)).toBe(unfolded);
+  });
+
+  it('splits a header block into unfolded, trimmed fields in order, skipping lines without a colon', () => {
+    const block = 'Subject : Hello\r\n\tworld\r\nnot a field\r\nX-Empty:\r\nTo: a@b,\r\n c@d\r\n\r\n';
+    expect(headerFields(block)).toEqual([
+      ['Subject', 'Hello\tworld'],
+      ['X-Empty', ''],
+      ['To', 'a@b, c@d'],
+    ]);
   });
 
   it.each([
