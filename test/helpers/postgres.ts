@@ -29,10 +29,13 @@ const run = promisify(execFile);
 
 export const PG_MISSING_LINE = 'PostgreSQL not installed: apt-get install postgresql — skipping the postgres suites';
 
-/** The folder holding `initdb`, `pg_ctl` and `postgres` (≥ 15), or null when none is installed. */
+/**
+ * The folder holding `initdb`, `pg_ctl` and `postgres` (≥ 15), or null when none is installed.
+ * `PG_BIN` names it explicitly (and `PG_BIN=/nonexistent` shows a newcomer's machine).
+ */
 export function findPgBin(): string | null {
   const candidates: string[] = [];
-  if (process.env.PG_BIN) candidates.push(process.env.PG_BIN);
+  if (process.env.PG_BIN) return hasServer(process.env.PG_BIN) ? process.env.PG_BIN : null;
   // Debian/Ubuntu: the real binaries live per major version; `pg_ctl` on PATH is a wrapper
   // script (pg_ctlcluster's), so never trust PATH there. Highest version first.
   const debian = '/usr/lib/postgresql';
@@ -44,7 +47,11 @@ export function findPgBin(): string | null {
   }
   // Other systems (Homebrew, Fedora, a source build) put them on PATH.
   candidates.push(...(process.env.PATH ?? '').split(':').filter(Boolean));
-  return candidates.find((dir) => ['initdb', 'pg_ctl', 'postgres'].every((b) => existsSync(join(dir, b)))) ?? null;
+  return candidates.find(hasServer) ?? null;
+}
+
+function hasServer(dir: string): boolean {
+  return ['initdb', 'pg_ctl', 'postgres'].every((b) => existsSync(join(dir, b)));
 }
 
 const IS_ROOT = process.getuid?.() === 0;
