@@ -62,7 +62,7 @@ export function redactUrl(url: string): string {
 
 /** Removes the password, if it appears, from any text (a driver's error message). */
 export function redactText(text: string, url: string): string {
-  let password = '';
+  let password: string;
   try {
     password = decodeURIComponent(new URL(url).password);
   } catch {
