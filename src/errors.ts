@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   ONWARD_ERR_BAD_ARGS: { status: 400, exit: EXIT.user },
   ONWARD_ERR_ADMIN_UNREACHABLE: { status: 502, exit: EXIT.unavailable },
   ONWARD_ERR_UNAUTHORIZED: { status: 401, exit: EXIT.user },
+  ONWARD_ERR_DEPENDENCY_MISMATCH: { status: 500, exit: EXIT.user },
   ONWARD_ERR_INTERNAL: { status: 500, exit: EXIT.unavailable },
 } as const satisfies Record<`ONWARD_ERR_${string}`, ErrorCodeInfo>;
 

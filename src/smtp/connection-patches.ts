@@ -42,13 +42,13 @@ export function smtpServerMismatch(pinned: string, found: string, prototype: Rea
   return null;
 }
 
-/** Throws ONWARD_ERR_INTERNAL (the relay refuses to start) when `smtpServerMismatch` finds a problem. */
+/** Throws ONWARD_ERR_DEPENDENCY_MISMATCH (the relay refuses to start) when `smtpServerMismatch` finds a problem. */
 export function assertSmtpServerPatchable(): void {
   const require = createRequire(import.meta.url);
   const own = require('../../package.json') as { dependencies?: Record<string, string> };
   const installed = require('smtp-server/package.json') as { version?: string };
   const problem = smtpServerMismatch(own.dependencies?.['smtp-server'] ?? '(none)', installed.version ?? '(unknown)', originalShape);
-  if (problem !== null) throw new RelayError('ONWARD_ERR_INTERNAL', problem);
+  if (problem !== null) throw new RelayError('ONWARD_ERR_DEPENDENCY_MISMATCH', problem);
 }
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;

@@ -38,7 +38,7 @@ export function classicLevelMismatch(found: ClassicLevelFound): RelayError | nul
   if (shape !== null) problems.push(`classic-level's private batch method differs: ${shape}`);
   if (problems.length === 0) return null;
   return new RelayError(
-    'ONWARD_ERR_SPOOL_UNAVAILABLE',
+    'ONWARD_ERR_DEPENDENCY_MISMATCH',
     `refusing to open the spool: ${problems.join('; ')}. The spool writes through classic-level's private _batch, ` +
       'checked against the pinned version only: reinstall the pinned version (npm ci), or update the pin after checking src/spool/level/writer.ts against the new release.',
   );

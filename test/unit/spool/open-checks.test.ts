@@ -98,7 +98,7 @@ describe('classic-level private API guard', () => {
 
   it('refuses another version and a database without the expected _batch, saying what to do', () => {
     const err = classicLevelMismatch({ pinned: '^3.0.0', installed: '3.1.0', db: {} });
-    expect(err?.code).toBe('ONWARD_ERR_SPOOL_UNAVAILABLE');
+    expect(err?.code).toBe('ONWARD_ERR_DEPENDENCY_MISMATCH');
     expect(err?.message).toContain('pins classic-level ^3.0.0, but 3.1.0 is installed');
     expect(err?.message).toContain('no _batch method (found undefined)');
     expect(err?.message).toContain('npm ci');
