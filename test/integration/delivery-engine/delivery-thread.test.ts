@@ -12,7 +12,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../../../src/config/index.js';
 import type { TargetConfig } from '../../../src/config/types.js';
 import { TransportHost, type DeliveryJob } from '../../../src/delivery/index.js';
-import { ensureBuilt, makeTempDir, removeDir, REPO_ROOT, sleep, useCleanup, waitForValue } from '../../helpers/common.js';
+import { ensureBuilt, makeTempDir, removeDir, REPO_ROOT, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 
 const silent = pino({ level: 'silent' });
@@ -114,12 +114,13 @@ parentPort.on('message', (m) => {
     const host = new TransportHost(logger, pathToFileURL(script));
     defer(() => host.close());
     const transport = host.open(httpTarget('http://127.0.0.1:9/unused'), {});
-    await sleep(1_500);
-    const exits = lines.filter((l) => l.includes('delivery thread exited')).map((l) => JSON.parse(l) as { restartInMs: number });
-    // Pauses 100, 200, 400, 800 ms…: a handful of restarts in 1.5 s, not hundreds.
-    expect(exits.length).toBeGreaterThanOrEqual(2);
-    expect(exits.length).toBeLessThanOrEqual(6);
-    expect(exits.map((e) => e.restartInMs).slice(0, 3)).toEqual([100, 200, 400]);
+    const exits = (): { restartInMs: number; time: number }[] =>
+      lines.filter((l) => l.includes('delivery thread exited')).map((l) => JSON.parse(l) as { restartInMs: number; time: number });
+    const seen = await waitForValue(exits, (e) => e.length >= 4, 10_000, 'four thread exits');
+    // Pauses 100, 200, 400, 800 ms…, each waited out before the next thread (a tight loop
+    // would log hundreds of exits with no pause).
+    expect(seen.slice(0, 4).map((e) => e.restartInMs)).toEqual([100, 200, 400, 800]);
+    for (let i = 1; i < 4; i++) expect(seen[i]!.time - seen[i - 1]!.time).toBeGreaterThanOrEqual(seen[i - 1]!.restartInMs);
     const result = await transport.deliver(job('0THREAD0000004.0', 'z'));
     expect(result.recipients.map((r) => r.outcome)).toEqual(['error', 'error']);
     expect(result.localFailure).toBe(true);

@@ -5,10 +5,10 @@
  * "needs a restart" log line (its child-process test is in reload.test.ts).
  */
 import { describe, expect, it } from '@jest/globals';
-import { parseConfig } from '../../../src/config/index.js';
-import { outboxRoute, sleep, useTeardown, type LogLine } from '../../helpers/common.js';
+import { sleep, useTeardown, type LogLine } from '../../helpers/common.js';
 import { RawSmtpClient } from '../../helpers/relay.js';
-import { configYaml, ehloKeywords, makeCertificate, openSession, openWire, plainAuth, startInProcess, transaction, type InProcessRelay } from '../../helpers/production.js';
+import { ehloKeywords, makeCertificate, openSession, openWire, plainAuth, transaction } from '../../helpers/production.js';
+import { startReloadable, type ReloadableRelay } from '../../helpers/reload.js';
 
 const FROM = 'app@client.test';
 const TO = 'user@a.test';
@@ -17,22 +17,7 @@ const USER = { username: 'app', password: 'app-Pa55-word' };
 describe('reload applies each reloadable key', () => {
   const cleanup = useTeardown();
 
-  /** A relay started with `base`, and `reload(over)`, which reloads base deep-merged with `over` and returns the restart keys. */
-  async function relayWith(
-    label: string,
-    base: Record<string, unknown>,
-    logs?: LogLine[],
-  ): Promise<{ r: InProcessRelay; port: number; reload(over: Record<string, unknown>): string[] }> {
-    const dir = cleanup.tempDir(`reload-${label}`);
-    const layer = { ...outboxRoute(dir), log: { level: logs ? 'info' : 'silent' }, ...base };
-    const r = await startInProcess(dir, layer, {}, logs);
-    cleanup.add(() => r.close());
-    return {
-      r,
-      port: r.ports[0] ?? 0,
-      reload: (over) => r.relay.reload(parseConfig(configYaml(dir, { ...layer, ...over }), {})),
-    };
-  }
+  const relayWith = (label: string, base: Record<string, unknown>, logs?: LogLine[]): Promise<ReloadableRelay> => startReloadable(cleanup, label, base, logs);
 
   it('relay.allowInsecureAuth: AUTH is advertised exactly when it is accepted, before and after the reload (never 538)', async () => {
     const dir = cleanup.tempDir('reload-cert');
