@@ -45,7 +45,8 @@ export interface LocalSpoolAdminDeps {
   readonly reporter: BounceReporter;
   readonly logger: Logger;
   /** Every configured target, so stats name the idle ones too. */
-  readonly targetNames: readonly string[];
+  /** The configured targets now (a reload may add or remove some). */
+  readonly targetNames: () => readonly string[];
   /** Live target state when the relay runs; null for a stopped spool. */
   readonly targetStatus: (() => readonly TargetStatus[]) | null;
   /** Close the spool with the admin (the CLI's own spool), not when the relay owns it. */
@@ -68,7 +69,7 @@ export class LocalSpoolAdmin implements SpoolAdmin {
   }
 
   async stats(): Promise<StatsView> {
-    return statsView(await this.spool.stats(), this.deps.targetNames, this.targetStatus?.() ?? null, Date.now());
+    return statsView(await this.spool.stats(), this.deps.targetNames(), this.targetStatus?.() ?? null, Date.now());
   }
 
   async *list(args: ListArgs): AsyncIterable<ListEntry> {

@@ -70,13 +70,14 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   });
   const metrics = new RelayMetrics({ spool, ingress, scheduler });
   let listening = false;
+  let current = config;
   const admin = new AdminServer({
     config: config.admin,
     admin: new LocalSpoolAdmin({
       spool,
       reporter,
       logger: logger.child({ component: 'spool-admin' }),
-      targetNames: Object.keys(config.targets),
+      targetNames: () => Object.keys(current.targets),
       targetStatus: () => scheduler.targetStatus(),
       closeSpool: false,
       onDsn: (action) => metrics.countBounce(action),
@@ -101,7 +102,6 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     throw err;
   }
   let closing: Promise<void> | null = null;
-  let current = config;
   return {
     get config() {
       return current;

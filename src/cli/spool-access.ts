@@ -35,7 +35,7 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
       // Offline actions are logged to stderr, like the relay's own log lines.
       const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
       const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });
-      const admin = new LocalSpoolAdmin({ spool, reporter, logger, targetNames: Object.keys(config.targets), targetStatus: null, closeSpool: true });
+      const admin = new LocalSpoolAdmin({ spool, reporter, logger, targetNames: () => Object.keys(config.targets), targetStatus: null, closeSpool: true });
       return { admin, online: false };
     } catch (err) {
       if (isRelayError(err, 'ONWARD_ERR_SPOOL_UNAVAILABLE')) {
