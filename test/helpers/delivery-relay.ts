@@ -22,7 +22,7 @@ import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
 import type { Relay } from '../../src/app/index.js';
 import type { Config } from '../../src/config/index.js';
-import type { DeliveryRecord } from '../../src/spool/index.js';
+import { newQueueId, type DeliveryRecord, type NewMessage } from '../../src/spool/index.js';
 import { queuedId, sendRaw, sleep, spawnServeChild, startTempRelay, testConfig, waitForValue, type Yamlish } from './common.js';
 
 /**
@@ -112,6 +112,21 @@ export async function sendMany(
 }
 
 let counter = 0;
+
+/** A small message for `<label>@hooks.test`, routed to the `hooks` target, as the spool takes it. */
+export function hooksMessage(label: string): NewMessage {
+  return {
+    queueId: newQueueId(),
+    sender: 'sender@client.test',
+    recipients: [`${label}@hooks.test`],
+    messageId: null,
+    body: Buffer.from(`Subject: ${label}\r\n\r\n${label}\r\n`),
+    client: { ip: '127.0.0.1', hostname: 'h', helo: 'h', user: null },
+    deliveries: [{ targets: ['hooks'], recipients: [`${label}@hooks.test`] }],
+    dedupKey: null,
+    bounceOf: null,
+  };
+}
 
 /** A small well-formed message (CRLF) with a unique Message-ID. */
 export function simpleMessage(opts: { subject?: string; to?: string; body?: string } = {}): string {

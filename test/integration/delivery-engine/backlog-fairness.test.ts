@@ -8,7 +8,8 @@ import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { parseConfig } from '../../../src/config/index.js';
 import { DeliveryScheduler, type DeliveryJob, type Transport, type TransportResult } from '../../../src/delivery/index.js';
-import { LevelSpool, newQueueId, type NewMessage } from '../../../src/spool/index.js';
+import { LevelSpool } from '../../../src/spool/index.js';
+import { hooksMessage } from '../../helpers/delivery-relay.js';
 import { makeTempDir, removeDir, useCleanup, waitForValue } from '../../helpers/common.js';
 
 /** A transport whose attempts wait until the test lets each one finish (OK). */
@@ -28,20 +29,6 @@ class GatedTransport implements Transport {
   }
 }
 
-function message(label: string): NewMessage {
-  return {
-    queueId: newQueueId(),
-    sender: 'sender@client.test',
-    recipients: [`${label}@hooks.test`],
-    messageId: null,
-    body: Buffer.from(`Subject: ${label}\r\n\r\n${label}\r\n`),
-    client: { ip: '127.0.0.1', hostname: 'h', helo: 'h', user: null },
-    deliveries: [{ targets: ['hooks'], recipients: [`${label}@hooks.test`] }],
-    dedupKey: null,
-    bounceOf: null,
-  };
-}
-
 describe('backlog fairness', () => {
   const defer = useCleanup();
 
@@ -59,15 +46,15 @@ describe('backlog fairness', () => {
     defer(() => scheduler.stop(0));
     const label = (i: number): string => gate.started[i]?.job.envelope.to[0]?.split('@')[0] ?? '?';
 
-    await spool.accept(message('first')); // takes the only slot at accept
+    await spool.accept(hooksMessage('first')); // takes the only slot at accept
     await waitForValue(() => gate.started.length, (n) => n === 1, 2000, 'the first attempt');
-    await spool.accept(message('waiting')); // no slot: due index
+    await spool.accept(hooksMessage('waiting')); // no slot: due index
     expect(gate.started).toHaveLength(1);
 
     // The first attempt ends; while its outcome is being written, a new message arrives.
     gate.started[0]?.finish();
     await new Promise((resolve) => setImmediate(resolve));
-    await spool.accept(message('newcomer'));
+    await spool.accept(hooksMessage('newcomer'));
     await waitForValue(() => gate.started.length, (n) => n === 2, 2000, 'the second attempt');
     expect(label(1)).toBe('waiting');
 

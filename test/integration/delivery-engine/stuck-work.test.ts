@@ -16,10 +16,10 @@ import { pino } from 'pino';
 import { parseConfig, type Config } from '../../../src/config/index.js';
 import { DeliveryScheduler, TransportHost, type DeliveryJob, type Transport, type TransportResult } from '../../../src/delivery/index.js';
 import { createTransport, type TransportFactory } from '../../../src/delivery/transports.js';
-import { LevelSpool, newQueueId, type DeliveryRecord, type NewMessage, type Spool } from '../../../src/spool/index.js';
+import { LevelSpool, type DeliveryRecord, type Spool } from '../../../src/spool/index.js';
 import { makeTempDir, removeDir, useCleanup, waitForValue } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
-import { startDeliveryRelay } from '../../helpers/delivery-relay.js';
+import { hooksMessage, startDeliveryRelay } from '../../helpers/delivery-relay.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -36,20 +36,6 @@ class SwitchedTransport implements Transport {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-function message(label: string): NewMessage {
-  return {
-    queueId: newQueueId(),
-    sender: 'sender@client.test',
-    recipients: [`${label}@hooks.test`],
-    messageId: null,
-    body: Buffer.from(`Subject: ${label}\r\n\r\n${label}\r\n`),
-    client: { ip: '127.0.0.1', hostname: 'h', helo: 'h', user: null },
-    deliveries: [{ targets: ['hooks'], recipients: [`${label}@hooks.test`] }],
-    dedupKey: null,
-    bounceOf: null,
-  };
 }
 
 /** One `hooks` HTTP target with one slot, a 200 ms retry step and a circuit that stays closed. */
@@ -92,14 +78,14 @@ describe('no stuck work', () => {
     if (!transport) throw new Error('no transport made');
 
     transport.mode = 'throw';
-    const first = await spool.accept(message('first'));
+    const first = await spool.accept(hooksMessage('first'));
     const failed = await waitForValue(() => deliveryOf(first.queueId), (d) => (d?.attempts.length ?? 0) >= 1, 5000, 'the first attempt recorded');
     expect(failed?.attempts[0]).toMatchObject({ target: 'hooks', outcome: 'error', reply: 'transport failed: transport exploded (test)' });
     expect(failed?.recipients[0]?.lastReply).toMatchObject({ kind: 'x-onward', code: null });
 
     // The only slot came back: with concurrency 1 a leaked slot would block both messages.
     transport.mode = 'pass';
-    const second = await spool.accept(message('second'));
+    const second = await spool.accept(hooksMessage('second'));
     await waitForValue(() => deliveryOf(second.queueId), (d) => d?.state === 'delivered', 5000, 'the second message delivered');
     const retried = await waitForValue(() => deliveryOf(first.queueId), (d) => d?.state === 'delivered', 5000, 'the first message delivered on retry');
     expect(retried?.attempts.map((a) => a.outcome)).toEqual(['error', 'ok']);
@@ -131,7 +117,7 @@ parentPort.on('message', (m) => {
     defer(() => sink.close());
     const { spool, scheduler, deliveryOf } = await start(sink, (target, options) => host.open(target, options));
 
-    const queued = await spool.accept(message('hung'));
+    const queued = await spool.accept(hooksMessage('hung'));
     // While the first attempt hangs it holds the target's only slot.
     await waitForValue(() => scheduler.targetStatus().find((t) => t.name === 'hooks')?.inFlight, (n) => n === 1, 2000, 'the attempt in flight');
     // Bounded by twice the 200 ms target timeout plus a margin (attemptBoundMs): then ERROR, then the retry.
@@ -158,7 +144,7 @@ parentPort.on('message', (m) => {
       });
     const { spool, scheduler, deliveryOf } = await start(sink, (target, options) => createTransport(target, options), refusing);
 
-    const queued = await spool.accept(message('unrecorded'));
+    const queued = await spool.accept(hooksMessage('unrecorded'));
     await sink.waitFor(1);
     // Nothing can be written: the lease outlives its bound and the scheduler says so.
     await waitForValue(() => scheduler.leasesOverdue(), (n) => n === 1, 10_000, 'the lease reported overdue');
