@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryScheduler } from '../delivery/index.js';
 import type { SmtpIngress } from '../smtp/index.js';
-import type { LevelSpool, MessageState } from '../spool/index.js';
+import type { MessageState, Spool } from '../spool/index.js';
 
 const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
@@ -75,7 +75,7 @@ export class RelayMetrics {
     this.bounces.inc({ action });
   }
 
-  constructor(deps: { spool: LevelSpool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
+  constructor(deps: { spool: Spool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
     const { spool, ingress, scheduler } = deps;
     // Unprefixed: the names the standard Node.js dashboards query (process_cpu_seconds_total, ...).
     collectDefaultMetrics({ register: this.registry });
@@ -103,8 +103,8 @@ export class RelayMetrics {
       help: 'Messages in the spool by state',
       labelNames: ['state'],
       registers: [this.registry],
-      collect() {
-        const states = spool.countsByState();
+      async collect() {
+        const states = await spool.countsByState();
         for (const state of Object.keys(states) as MessageState[]) this.set({ state }, states[state]);
       },
     });

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
 import { checkId } from './check-id.js';
-import { type CheckReport, type ListFilter, type LevelSpool, type MessageState } from '../spool/index.js';
+import { type CheckReport, type ListFilter, type MessageState, type Spool } from '../spool/index.js';
 import { listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
@@ -41,7 +41,7 @@ const OPERATOR_BOUNCE = localReply('bounced by the operator');
 
 
 export interface LocalSpoolAdminDeps {
-  readonly spool: LevelSpool;
+  readonly spool: Spool;
   readonly reporter: BounceReporter;
   readonly logger: Logger;
   /** Every configured target, so stats name the idle ones too. */
@@ -56,7 +56,7 @@ export interface LocalSpoolAdminDeps {
 }
 
 export class LocalSpoolAdmin implements SpoolAdmin {
-  private readonly spool: LevelSpool;
+  private readonly spool: Spool;
   private readonly reporter: BounceReporter;
   private readonly logger: Logger;
   private readonly targetStatus: (() => readonly TargetStatus[]) | null;

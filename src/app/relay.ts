@@ -6,11 +6,12 @@ import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
 import { SmtpIngress, assertSmtpServerPatchable } from '../smtp/index.js';
-import { LevelSpool, SpoolCapacity } from '../spool/index.js';
+import type { Spool } from '../spool/index.js';
+import { openSpool, spoolCapacity } from './spool.js';
 
 export interface Relay {
   readonly config: Config;
-  readonly spool: LevelSpool;
+  readonly spool: Spool;
   readonly ingress: SmtpIngress;
   readonly scheduler: DeliveryScheduler;
   readonly metrics: RelayMetrics;
@@ -40,21 +41,13 @@ const SPOOL_LOCK_WAIT_MS = 5 * 60_000;
 export async function startRelay(config: Config, logger: Logger): Promise<Relay> {
   // Before anything opens: the ingress patches smtp-server internals of one exact version.
   assertSmtpServerPatchable();
-  const spool = await LevelSpool.open({
-    path: config.spool.path,
-    dedupWindowMs: config.dedup.windowMs,
-    retainFinishedMs: config.spool.retainFinishedMs,
-    groupCommit: config.spool.groupCommit,
+  const spool = await openSpool(config, {
+    role: 'relay',
     lockWaitMs: SPOOL_LOCK_WAIT_MS,
     onLockWait: () => logger.warn({ spool: config.spool.path }, 'spool in use by another onward command; waiting for it'),
     logger: logger.child({ component: 'spool' }),
   });
-  const capacity = new SpoolCapacity({
-    path: config.spool.path,
-    minFreeDiskBytes: config.spool.minFreeDiskBytes,
-    maxQueued: config.spool.maxQueued,
-    unfinished: () => spool.unfinishedCount(),
-  });
+  const capacity = spoolCapacity(config, spool);
   const router = createRouter(config.routes);
   const ingress = new SmtpIngress({ config, spool, capacity, logger });
   const reporter = new BounceReporter({ config, route: router, logger });
@@ -83,7 +76,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       onDsn: (action) => metrics.countBounce(action),
     }),
     metrics,
-    ready: () => listening,
+    ready: () => listening && spool.available(),
     logger,
   });
   let smtpAddresses: AddressInfo[];

@@ -15,23 +15,18 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
   const remote = new RemoteSpoolAdmin(config.admin);
   if (await remote.reachable()) return { admin: remote, online: true };
   // Loaded only for a stopped spool: keeps the online CLI quick to start.
-  const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { LevelSpool }] = await Promise.all([
+  const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { openSpool }] = await Promise.all([
     import('../admin/spool-admin.js'),
     import('../bounce/index.js'),
     import('../log.js'),
     import('../routing/index.js'),
-    import('../spool/index.js'),
+    import('../app/spool.js'),
   ]);
   const deadline = Date.now() + LOCK_WAIT_LIMIT_MS;
   let told = false;
   for (;;) {
     try {
-      const spool = await LevelSpool.open({
-        path: config.spool.path,
-        dedupWindowMs: config.dedup.windowMs,
-        retainFinishedMs: config.spool.retainFinishedMs,
-        create: false,
-      });
+      const spool = await openSpool(config, { role: 'cli' });
       // Offline actions are logged to stderr, like the relay's own log lines.
       const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
       const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });

@@ -20,7 +20,7 @@ export function describeConfig(config: Config): string {
     `bounces: from ${config.bounces.from} via ${config.bounces.via ?? 'routes'}`,
     `relay: without AUTH from ${config.relay.allowNetworks.join(', ') || 'nowhere'}; ` +
       `users: ${config.relay.users.map((u) => `${u.username}:${MASK}`).join(', ') || 'none'}`,
-    `spool: ${config.spool.path}`,
+    `spool: ${describeSpool(config)}`,
     `admin: http://${hostPort(config.admin.host, config.admin.port)}` +
       (config.admin.token === null ? ' (no token)' : ` (token ${MASK})`),
   ];
@@ -51,6 +51,25 @@ function describeTarget(target: TargetConfig): string {
     }
     case 'file':
       return `file  ${target.path}  ${limits}`;
+  }
+}
+
+function describeSpool(config: Config): string {
+  const { spool } = config;
+  if (spool.backend === 'level') return spool.path;
+  const node = config.nodeId === null ? '' : `, node ${config.nodeId}`;
+  return `postgres ${spool.url === null ? '(no url)' : maskDatabaseUrl(spool.url)} (schema ${spool.schema}, lease ${spool.leaseMs} ms, pool ${spool.pool}${node})`;
+}
+
+/** The password (in the authority or as `?password=`) masked; sslmode and the rest shown. */
+function maskDatabaseUrl(raw: string): string {
+  try {
+    const url = new URL(raw);
+    if (url.password !== '') url.password = MASK;
+    if (url.searchParams.has('password')) url.searchParams.set('password', MASK);
+    return url.toString();
+  } catch {
+    return MASK; // not a URL: it may be all secret
   }
 }
 

@@ -200,13 +200,31 @@ export const configSchema = z
       .prefault({}),
     spool: z
       .strictObject({
-        path: text.default('./data/spool'),
+        backend: z.enum(['level', 'postgres']).default('level'),
+        // level only (refused with postgres, see the refinement below): no defaults here
+        path: text.optional(),
+        minFreeDisk: size.optional(),
+        // postgres only
+        url: text.optional(),
+        schema: text.default('onward'),
+        lease: positiveDuration.prefault('30s'),
+        pool: int(1, 1000).default(10),
         maxQueued: int(1).default(1_000_000),
-        minFreeDisk: size.prefault('512MB'),
         retainFinished: duration.prefault('7d'),
         groupCommit: bool.default(true),
       })
+      .superRefine((s, ctx) => {
+        if (s.backend === 'postgres') {
+          if (s.url === undefined) ctx.addIssue({ code: 'custom', path: ['url'], message: 'required with backend: postgres (postgres://user:${PGPASSWORD}@host:5432/db)' });
+          for (const key of ['path', 'minFreeDisk'] as const) {
+            if (s[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'belongs to the level backend; not used with backend: postgres' });
+          }
+        } else if (s.url !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['url'], message: 'belongs to the postgres backend; set backend: postgres to use it' });
+        }
+      })
       .prefault({}),
+    nodeId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'expected letters, digits, ".", "_" or "-" (at most 63)').optional(),
     dedup: z.strictObject({ window: duration.prefault('7d') }).prefault({}),
     retry: z
       .strictObject({
@@ -258,12 +276,18 @@ export const configSchema = z
       relay: c.relay,
       smtp: { bareLineEndings: c.smtp.bareLineEndings, greetingDelayMs: c.smtp.greetingDelay },
       spool: {
-        path: c.spool.path,
+        backend: c.spool.backend,
+        path: c.spool.path ?? './data/spool',
+        minFreeDiskBytes: c.spool.minFreeDisk ?? parseSize('512MB'),
+        url: c.spool.url ?? null,
+        schema: c.spool.schema,
+        leaseMs: c.spool.lease,
+        pool: c.spool.pool,
         maxQueued: c.spool.maxQueued,
-        minFreeDiskBytes: c.spool.minFreeDisk,
         retainFinishedMs: c.spool.retainFinished,
         groupCommit: c.spool.groupCommit,
       },
+      nodeId: c.nodeId ?? null,
       dedup: { windowMs: c.dedup.window },
       retry: {
         scheduleMs: c.retry.schedule,

@@ -52,10 +52,23 @@ export interface SmtpPolicyConfig {
   readonly greetingDelayMs: number;
 }
 
+export type SpoolBackend = 'level' | 'postgres';
+
 export interface SpoolConfig {
+  readonly backend: SpoolBackend;
+  /** level: the LevelDB directory. */
   readonly path: string;
-  readonly maxQueued: number;
+  /** level: below this much free disk, new messages get 452. */
   readonly minFreeDiskBytes: number;
+  /** postgres: the connection URL, `${VAR}` already substituted (a secret: never log it unredacted). */
+  readonly url: string | null;
+  /** postgres: the schema holding the spool's tables. */
+  readonly schema: string;
+  /** postgres: how long a node's claim on a delivery in flight lasts without renewal. */
+  readonly leaseMs: number;
+  /** postgres: connections per node. */
+  readonly pool: number;
+  readonly maxQueued: number;
   readonly retainFinishedMs: number;
   /** Share one fsync among concurrent messages (default). Off only to measure what it buys. */
   readonly groupCommit: boolean;
@@ -136,6 +149,8 @@ export interface Config {
   readonly relay: RelayConfig;
   readonly smtp: SmtpPolicyConfig;
   readonly spool: SpoolConfig;
+  /** This node's name in logs, metrics and `spool nodes`; null: `<hostname>-<pid>`. */
+  readonly nodeId: string | null;
   readonly dedup: { readonly windowMs: number };
   readonly retry: RetryConfig;
   readonly targets: Readonly<Record<string, TargetConfig>>;

@@ -4,6 +4,7 @@
  * back to the due index instead, retried until the spool accepts the write.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isRelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AttemptUpdate, ClaimedDelivery, DeliveryRecord, NewMessage, Spool } from '../spool/index.js';
 import type { AttemptOutcome } from './attempt.js';
@@ -67,6 +68,12 @@ export class OutcomeRecorder {
         if (after.dueAt !== null) wake(after.dueAt);
         return { after, dsn: update.dsn !== undefined };
       } catch (err) {
+        if (isRelayError(err, 'ONWARD_ERR_LEASE_LOST')) {
+          // Another node holds the delivery now and will retry it (same Idempotency-Key):
+          // its result stands, ours is dropped rather than written over it.
+          log.warn({ deliveryId: delivery.id }, 'lease lost during the attempt; outcome dropped, the new holder retries');
+          return null;
+        }
         if (this.deps.stopping()) return null;
         log.error({ err, deliveryId: delivery.id, tries }, 'cannot record delivery outcome');
         if (tries >= COMPLETE_TRIES) break;
@@ -85,6 +92,7 @@ export class OutcomeRecorder {
         wake(dueAt);
         return;
       } catch (err) {
+        if (isRelayError(err, 'ONWARD_ERR_LEASE_LOST')) return; // another node holds it now
         if (this.deps.stopping()) return; // leased: due again at the next start
         this.deps.log.error({ err, deliveryId, retryInMs: waitMs }, 'cannot give the delivery back to the queue; retrying');
         await sleep(waitMs);

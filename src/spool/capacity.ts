@@ -16,7 +16,8 @@ export class SpoolCapacity {
 
   constructor(
     private readonly options: {
-      readonly path: string;
+      /** The local spool's directory; null when the spool is not on this machine's disk. */
+      readonly diskPath: string | null;
       readonly minFreeDiskBytes: number;
       readonly maxQueued: number;
       readonly unfinished: () => number;
@@ -26,10 +27,12 @@ export class SpoolCapacity {
 
   check(): CapacityVerdict {
     if (this.options.unfinished() >= this.options.maxQueued) return 'queue-full';
+    const { diskPath } = this.options;
+    if (diskPath === null) return 'ok';
     const now = (this.options.now ?? Date.now)();
     if (now - this.checkedAt >= DISK_CHECK_INTERVAL_MS) {
       this.checkedAt = now;
-      const free = freeBytesOf(this.options.path);
+      const free = freeBytesOf(diskPath);
       this.diskLow = free < this.options.minFreeDiskBytes;
     }
     return this.diskLow ? 'disk-low' : 'ok';

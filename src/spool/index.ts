@@ -2,4 +2,4 @@ export type * from './types.js';
 export { LevelSpool, type LevelSpoolOptions } from './level/level-spool.js';
 export { newQueueId, isQueueId, queueIdOfDelivery, laneOf } from './ids.js';
 export { SpoolCapacity, type CapacityVerdict } from './capacity.js';
-export type { CheckReport, CheckProblem, ProblemKind } from './level/check.js';
+export type { ProblemKind } from './level/check.js';

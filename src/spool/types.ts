@@ -149,7 +149,65 @@ export interface SpoolStats {
 
 export type AdminAction = 'retry' | 'hold' | 'release' | 'delete';
 
+/** What `spool check` found; `kind` names an invariant of the backend that checked. */
+export interface CheckProblem {
+  readonly kind: string;
+  readonly key: string;
+  readonly detail: string;
+  readonly repaired: boolean;
+}
+
+export interface CheckReport {
+  readonly messages: number;
+  readonly deliveries: number;
+  readonly problems: readonly CheckProblem[];
+  /** Problem counts by kind (the list itself is capped). */
+  readonly counts: Readonly<Record<string, number>>;
+  readonly repaired: boolean;
+}
+
+/** One relay process of a shared spool (`onward spool nodes`, SPEC 9). */
+export interface NodeRecord {
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  readonly version: string;
+  readonly startedAt: number;
+  readonly lastSeenAt: number;
+  readonly alive: boolean;
+  /** Deliveries this node holds leased now. */
+  readonly inFlight: number;
+}
+
+/** What housekeeping removes: expired dedup keys, finished messages past retention. */
+export type JanitorKind = 'dedup' | 'finished';
+
+/** What a spool reports as it works (metrics and the scheduler listen). */
+export interface SpoolEvents {
+  /** A delivery of this lane became due now. */
+  due: [lane: string];
+  /** One durable write (one fsync / one COMMIT) carrying `writes` callers' changes. */
+  batch: [{ seconds: number; writes: number }];
+  /** Housekeeping committed a slice: `removed` expired dedup keys or finished messages are gone. */
+  janitor: [{ kind: JanitorKind; removed: number }];
+  /** A housekeeping run failed (retried at the next interval) or removed a corrupt record. */
+  janitorError: [err: unknown];
+  /** The store became unreachable (false) or reachable again (true). */
+  availability: [available: boolean];
+}
+
+export type SpoolEventListener<K extends keyof SpoolEvents> = (...args: SpoolEvents[K]) => void;
+
+/**
+ * Times are epoch milliseconds. Times a caller passes in (`claimDue`'s `now`, `postpone`'s
+ * `dueAt`, `AttemptUpdate.nextDueAt`) are by the caller's clock; a shared backend turns
+ * them into delays from the caller's `Date.now()` and applies them on its own clock (the
+ * database's), so skewed node clocks neither steal leases nor delay due work. `nextDueAt`
+ * answers by the caller's clock. Times in records are the backend's.
+ */
 export interface Spool {
+  /** `level` (embedded, one process) or `postgres` (shared by every node of a cluster). */
+  readonly backend: 'level' | 'postgres';
   /** Write a message durably (one synced batch) or report the original of a duplicate. */
   accept(message: NewMessage): Promise<AcceptResult>;
   /** Take up to `limit` due deliveries of a lane (leased; a crash makes them due again). */
@@ -182,7 +240,21 @@ export interface Spool {
   onDue(listener: (lane: string) => void): void;
   /** Lets the scheduler take new deliveries straight from accept (see DispatchSlot). */
   setDispatcher(dispatcher: Dispatcher | null): void;
-  /** Number of messages not finished (queued, deferred, held): the `maxQueued` measure. */
+  /**
+   * Messages not finished (queued, deferred, held): the `maxQueued` measure, as last known
+   * (exact on level; a shared backend refreshes it about once a second).
+   */
   unfinishedCount(): number;
+  /** Messages by state (the whole cluster's on a shared backend). */
+  countsByState(): Promise<Record<MessageState, number>>;
+  /** Whether the store answers now (false: accepts fail fast with 451, deliveries pause). */
+  available(): boolean;
+  /** The nodes sharing this spool; null for a spool only one process can open. */
+  nodes(): Promise<NodeRecord[] | null>;
+  /** Removes expired dedup keys and finished messages past `retainFinished` now, until caught up. */
+  sweep(): Promise<void>;
+  /** Verifies the spool's invariants; repairs what is safe to repair only when asked. */
+  check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport>;
+  on<K extends keyof SpoolEvents>(event: K, listener: SpoolEventListener<K>): this;
   close(): Promise<void>;
 }

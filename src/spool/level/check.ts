@@ -10,7 +10,7 @@ import type { CounterSnapshot } from './counters.js';
 import { laneOf } from '../ids.js';
 import { keys, parseDueKey } from './keys.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES } from '../state.js';
-import type { DeliveryRecord, MessageRecord, MessageState } from '../types.js';
+import type { CheckProblem, CheckReport, DeliveryRecord, MessageRecord, MessageState } from '../types.js';
 import type { SpoolOp } from './writer.js';
 
 export type ProblemKind =
@@ -23,21 +23,6 @@ export type ProblemKind =
   | 'stale-open-entry'
   | 'counters-mismatch';
 
-export interface CheckProblem {
-  readonly kind: ProblemKind;
-  readonly key: string;
-  readonly detail: string;
-  readonly repaired: boolean;
-}
-
-export interface CheckReport {
-  readonly messages: number;
-  readonly deliveries: number;
-  readonly problems: readonly CheckProblem[];
-  /** Problem counts by kind (the list itself is capped). */
-  readonly counts: Partial<Record<ProblemKind, number>>;
-  readonly repaired: boolean;
-}
 
 /** Only the first problems are listed in full; counts cover all. */
 const MAX_LISTED = 1000;

@@ -8,7 +8,7 @@
  */
 import type { KeyedMutex } from '../mutex.js';
 import { FINISHED_MESSAGE_STATES } from '../state.js';
-import type { MessageRecord } from '../types.js';
+import type { JanitorKind, MessageRecord } from '../types.js';
 import { decodeRecord } from './codec.js';
 import { transaction, type DedupEntry, type LevelContext } from './context.js';
 import { keys, lastPart } from './keys.js';
@@ -16,7 +16,6 @@ import { keys, lastPart } from './keys.js';
 /** Index entries per slice: one read and one batch of about 2-4 deletes each. */
 export const SLICE = 500;
 
-export type JanitorKind = 'dedup' | 'finished';
 
 export interface JanitorHooks {
   /** A slice was committed: `removed` dedup keys or finished messages are gone. */

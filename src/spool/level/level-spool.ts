@@ -13,19 +13,22 @@ import type {
   MessageRecord,
   MessageState,
   NewMessage,
+  NodeRecord,
   RecipientRecord,
   Spool,
+  SpoolEvents,
   SpoolStats,
+  CheckReport,
 } from '../types.js';
 import { accept } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
 import { completeAttempt, postpone } from './attempts.js';
-import { checkSpool, type CheckReport } from './check.js';
+import { checkSpool } from './check.js';
 import { claimDue } from './claims.js';
 import { decodeRecord } from './codec.js';
 import type { Db, LevelContext, LevelSpoolOptions } from './context.js';
 import { SpoolCounters, type CounterSnapshot } from './counters.js';
-import { Janitor, type JanitorKind } from './janitor.js';
+import { Janitor } from './janitor.js';
 import { keys } from './keys.js';
 import { openDb, recoverLeases } from './open.js';
 import * as queries from './queries.js';
@@ -38,24 +41,14 @@ export type { LevelSpoolOptions } from './context.js';
 const RECORD_CACHE_ENTRIES = 10_000;
 const JANITOR_INTERVAL_MS = 1000;
 
-export interface LevelSpoolEvents {
-  /** A delivery of this lane became due now. */
-  due: [lane: string];
-  /** One synced LevelDB batch (one fsync) carrying `writes` callers' changes. */
-  batch: [{ seconds: number; writes: number }];
-  /** Housekeeping committed a slice: `removed` expired dedup keys or finished messages are gone. */
-  janitor: [{ kind: JanitorKind; removed: number }];
-  /** A housekeeping run failed (retried at the next interval) or removed a corrupt record. */
-  janitorError: [err: unknown];
-}
-
 /**
  * The embedded LevelDB spool. One process owns the directory (LevelDB's lock); every
  * write goes through the group-commit SpoolWriter with `sync: true`, and every
  * read-modify-write of a message runs under that message's mutex. Each concern lives in
  * its own file beside this one; this class holds the shared state and composes them.
  */
-export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool {
+export class LevelSpool extends EventEmitter<SpoolEvents> implements Spool {
+  readonly backend = 'level' as const;
   private readonly ctx: LevelContext;
   private dispatcher: Dispatcher | null = null;
   private readonly janitor: Janitor;
@@ -130,8 +123,18 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
   }
 
   /** Messages by state, from the counters (no I/O). */
-  countsByState(): Record<MessageState, number> {
-    return this.ctx.counters.read().states;
+  countsByState(): Promise<Record<MessageState, number>> {
+    return Promise.resolve(this.ctx.counters.read().states);
+  }
+
+  /** A local directory: it answers while open (a failing disk shows as failed writes). */
+  available(): boolean {
+    return this.closing === null;
+  }
+
+  /** One process owns a LevelDB spool: there are no nodes to list. */
+  nodes(): Promise<NodeRecord[] | null> {
+    return Promise.resolve(null);
   }
 
   unfinishedCount(): number {
@@ -194,7 +197,6 @@ export class LevelSpool extends EventEmitter<LevelSpoolEvents> implements Spool 
     return giveUp(this.ctx, queueId, reason, report);
   }
 
-  /** Removes expired dedup keys and finished messages past `retainFinished` now, until caught up. */
   sweep(): Promise<void> {
     return this.janitor.sweep();
   }

@@ -96,7 +96,12 @@ describe('parseConfig', () => {
     expect(config.limits.maxMessageSizeBytes).toBe(25 * 1024 * 1024);
     expect(config.relay.users).toEqual([{ username: 'app1', password: 'app1-secret' }]);
     expect(config.spool).toEqual({
+      backend: 'level',
       path: './data/spool',
+      url: null,
+      schema: 'onward',
+      leaseMs: 30_000,
+      pool: 10,
       maxQueued: 1_000_000,
       minFreeDiskBytes: 512 * 1024 * 1024,
       retainFinishedMs: 7 * 86_400_000,
@@ -156,7 +161,12 @@ describe('parseConfig', () => {
     expect(config.relay).toEqual({ allowNetworks: ['127.0.0.0/8', '::1/128'], users: [], allowInsecureAuth: false });
     expect(config.smtp).toEqual({ bareLineEndings: 'reject', greetingDelayMs: 0 });
     expect(config.spool).toEqual({
+      backend: 'level',
       path: './data/spool',
+      url: null,
+      schema: 'onward',
+      leaseMs: 30_000,
+      pool: 10,
       maxQueued: 1_000_000,
       minFreeDiskBytes: 536_870_912,
       retainFinishedMs: 604_800_000,
@@ -249,6 +259,20 @@ routes:
     expect(problems).toHaveLength(2);
     expect(problems).toContainEqual(expect.stringMatching(/^limits\.maxMessageSize: expected a size like .*, got "25XB"$/));
     expect(problems).toContainEqual(expect.stringMatching(/^retry\.maxAge: expected a duration like /));
+  });
+
+  it('requires spool.url with backend postgres and refuses the level keys there (and url without it)', () => {
+    expect(problemsOf(`${MINIMAL}spool: { backend: postgres }\n`)).toEqual([expect.stringMatching(/^spool\.url: required with backend: postgres/)]);
+    const both = problemsOf(`${MINIMAL}spool: { backend: postgres, url: "postgres://h/db", path: ./x, minFreeDisk: 1GB }\n`);
+    expect(both).toEqual([
+      expect.stringMatching(/^spool\.path: belongs to the level backend/),
+      expect.stringMatching(/^spool\.minFreeDisk: belongs to the level backend/),
+    ]);
+    expect(problemsOf(`${MINIMAL}spool: { url: "postgres://h/db" }\n`)).toEqual([expect.stringMatching(/^spool\.url: belongs to the postgres backend/)]);
+    expect(problemsOf(`${MINIMAL}nodeId: "a b"\n`)).toEqual([expect.stringMatching(/^nodeId: expected letters, digits/)]);
+    const pg = parseConfig(`${MINIMAL}spool: { backend: postgres, url: "postgres://h/db", lease: 10s, pool: 4, schema: relay }\nnodeId: relay-a\n`, {});
+    expect(pg.spool).toMatchObject({ backend: 'postgres', url: 'postgres://h/db', leaseMs: 10_000, pool: 4, schema: 'relay' });
+    expect(pg.nodeId).toBe('relay-a');
   });
 
   it('reports every problem at once, one line each', () => {
@@ -386,6 +410,13 @@ describe('describeConfig', () => {
     expect(text).toContain('admin: http://127.0.0.1:9025');
     for (const secret of Object.values(SPEC_ENV)) expect(text).not.toContain(secret);
     expect(text).toContain('Authorization: ***');
+  });
+
+  it('shows a postgres spool with its password masked and sslmode kept', () => {
+    const yaml = `${MINIMAL}spool: { backend: postgres, url: "postgres://onward:\${PGPASSWORD}@db.internal:5432/onward?sslmode=verify-full" }\nnodeId: relay-a\n`;
+    const text = describeConfig(parseConfig(yaml, { PGPASSWORD: 's3cret-pw' }));
+    expect(text).toContain('spool: postgres postgres://onward:***@db.internal:5432/onward?sslmode=verify-full (schema onward, lease 30000 ms, pool 10, node relay-a)');
+    expect(text).not.toContain('s3cret-pw');
   });
 
   it('hides credentials inside a webhook URL', () => {

@@ -91,11 +91,11 @@ describe('spool housekeeping', () => {
     for (let i = 0; i < N; i += 50) {
       await acceptAndDeliver(spool, Array.from({ length: 50 }, (_, j) => message(i + j)), Date.now);
     }
-    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 0 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, deferred: 0 });
     await waitForValue(() => seen.removed, (r) => r.dedup >= N && r.finished >= N, 60_000, 'the janitor to remove every message and dedup key');
     expect(seen.removed).toEqual({ dedup: N, finished: N });
     expect(seen.errors).toEqual([]);
-    expect(spool.countsByState()).toEqual({ queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 });
+    expect(await spool.countsByState()).toEqual({ queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 });
     await spool.close();
     // Only the counters snapshot and the format version are left on disk.
     expect(await keysByPrefix(dir)).toEqual({ c: 1, v: 1 });

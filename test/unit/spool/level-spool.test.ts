@@ -82,7 +82,7 @@ describe('LevelSpool', () => {
     const spool = await openSpool();
     const msg = message({ recipients: ['a@example.org', 'b@example.org'], deliveries: [{ targets: ['outbox'], recipients: ['a@example.org', 'b@example.org'] }] });
     expect(await spool.accept(msg)).toEqual({ status: 'queued', queueId: msg.queueId });
-    expect(spool.countsByState()).toMatchObject({ queued: 1, delivered: 0 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 1, delivered: 0 });
     expect(spool.unfinishedCount()).toBe(1);
     expect((await spool.stats()).targets['outbox']).toEqual({ queued: 1, deferred: 0 });
 
@@ -105,7 +105,7 @@ describe('LevelSpool', () => {
       ['a@example.org', 'delivered', 'written'],
       ['b@example.org', 'delivered', 'written'],
     ]);
-    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, delivered: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, delivered: 1 });
     expect(spool.unfinishedCount()).toBe(0);
     expect((await spool.stats()).targets['outbox']).toEqual({ queued: 0, deferred: 0 });
     // Out of the queue listing; still inspectable among finished messages.
@@ -121,7 +121,7 @@ describe('LevelSpool', () => {
     const retryAt = now + 60_000;
     const { message: after } = await spool.completeAttempt(`${msg.queueId}.0`, outcome(msg.recipients, 'deferred', retryAt, now));
     expect(after.state).toBe('deferred');
-    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, deferred: 1 });
     expect((await spool.stats()).targets['outbox']).toEqual({ queued: 0, deferred: 1 });
     expect(await spool.nextDueAt('outbox')).toBe(retryAt);
     expect(await spool.getBody(msg.queueId)).toEqual(msg.body);
@@ -131,7 +131,7 @@ describe('LevelSpool', () => {
     const [again] = await spool.claimDue('outbox', now, 10);
     expect(again?.delivery).toMatchObject({ attemptCount: 2, state: 'queued' });
     expect(again?.delivery.recipients[0]?.lastError).toBe('451 4.3.0 try later');
-    expect(spool.countsByState()).toMatchObject({ queued: 1, deferred: 0 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 1, deferred: 0 });
   });
 
   it('hands out due deliveries in due-time order and respects the claim limit', async () => {
@@ -158,7 +158,7 @@ describe('LevelSpool', () => {
 
     expect((await spool.act(msg.queueId, 'hold')).state).toBe('held');
     expect(await spool.claimDue('outbox', now + DAY, 10)).toEqual([]);
-    expect(spool.countsByState()).toMatchObject({ queued: 0, held: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, held: 1 });
     expect(spool.unfinishedCount()).toBe(1);
     expect((await spool.getDeliveries(msg.queueId))[0]?.recipients[0]?.state).toBe('held');
 
@@ -181,7 +181,7 @@ describe('LevelSpool', () => {
     expect(deleted).toMatchObject({ state: 'deleted', finishedAt: now });
     expect(await spool.getBody(msg.queueId)).toBeNull();
     expect(await spool.claimDue('outbox', now + 2 * DAY, 10)).toEqual([]);
-    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, held: 0, deleted: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, held: 0, deleted: 1 });
     expect(spool.unfinishedCount()).toBe(0);
     expect((await spool.stats()).targets['outbox']).toEqual({ queued: 0, deferred: 0 });
 
@@ -206,7 +206,7 @@ describe('LevelSpool', () => {
     expect(again?.body).toEqual(msg.body);
     // The interrupted attempt counts.
     expect(again?.delivery.attemptCount).toBe(2);
-    expect(second.countsByState()).toMatchObject({ queued: 1 });
+    expect(await second.countsByState()).toMatchObject({ queued: 1 });
   });
 
   it('keeps messages, bodies and counters across a reopen', async () => {
@@ -217,7 +217,7 @@ describe('LevelSpool', () => {
     await first.close();
 
     const second = await openSpool();
-    expect(second.countsByState()).toMatchObject({ queued: 2, held: 1 });
+    expect(await second.countsByState()).toMatchObject({ queued: 2, held: 1 });
     for (const m of msgs) expect(await second.getBody(m.queueId)).toEqual(m.body);
     expect((await collect(second.list({}))).map((e) => e.message.id).sort()).toEqual(msgs.map((m) => m.queueId).sort());
   });
@@ -229,7 +229,7 @@ describe('LevelSpool', () => {
     const repeat = message({ dedupKey: 'k1' });
     expect(await spool.accept(repeat)).toEqual({ status: 'duplicate', queueId: original.queueId });
     expect(await spool.getMessage(repeat.queueId)).toBeNull();
-    expect(spool.countsByState().queued).toBe(1);
+    expect((await spool.countsByState()).queued).toBe(1);
 
     // Racing identical submissions: exactly one is queued.
     const racing = await Promise.all(Array.from({ length: 10 }, () => spool.accept(message({ dedupKey: 'k2' }))));
@@ -254,7 +254,7 @@ describe('LevelSpool', () => {
     expect(batches.reduce((a, b) => a + b, 0)).toBe(200);
     expect(batches.length).toBeLessThan(200);
     expect(Math.max(...batches)).toBeGreaterThan(1);
-    expect(spool.countsByState().queued).toBe(200);
+    expect((await spool.countsByState()).queued).toBe(200);
     await spool.close();
 
     const reopened = await openSpool();
@@ -262,7 +262,7 @@ describe('LevelSpool', () => {
       expect(await reopened.getBody(m.queueId)).toEqual(m.body);
       expect((await reopened.getMessage(m.queueId))?.state).toBe('queued');
     }
-    expect(reopened.countsByState().queued).toBe(200);
+    expect((await reopened.countsByState()).queued).toBe(200);
     expect((await reopened.claimDue('outbox', now, 1000)).length).toBe(200);
   });
 
@@ -285,7 +285,7 @@ describe('LevelSpool', () => {
     const afterTwo = await spool.completeAttempt(two!.delivery.id, failed);
     expect(afterTwo.message.state).toBe('bounced');
     expect(await spool.getBody(msg.queueId)).toBeNull();
-    expect(spool.countsByState()).toMatchObject({ queued: 0, bounced: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, bounced: 1 });
   });
 
   it('keeps a message bounced by the operator while its attempt was in flight bounced when the attempt then defers', async () => {
@@ -299,7 +299,7 @@ describe('LevelSpool', () => {
     expect([after.delivery.state, after.delivery.dueAt, after.message.state]).toEqual(['failed', null, 'bounced']);
     expect(after.delivery.attempts).toHaveLength(1);
     expect(await spool.claimDue('outbox', now + DAY, 10)).toEqual([]);
-    expect(spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, bounced: 1 });
+    expect(await spool.countsByState()).toMatchObject({ queued: 0, deferred: 0, bounced: 1 });
   });
 
   describe('dispatch at accept', () => {

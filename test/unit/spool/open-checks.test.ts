@@ -71,7 +71,7 @@ describe('spool format version', () => {
 
     const reopened = await LevelSpool.open(options());
     expect(await reopened.getBody(msg.queueId)).toEqual(msg.body);
-    expect(reopened.countsByState().queued).toBe(1);
+    expect((await reopened.countsByState()).queued).toBe(1);
     await reopened.close();
     expect(await raw(dir, async (db) => (await db.get('v!format'))?.toString())).toBe('1');
   });
