@@ -177,6 +177,14 @@ export interface NodeRecord {
   readonly alive: boolean;
   /** Deliveries this node holds leased now. */
   readonly inFlight: number;
+  /** Its targets as it last reported them (heartbeat): circuit up, concurrency limit now. */
+  readonly targets: Readonly<Record<string, TargetReport>>;
+}
+
+/** One target as this node's scheduler sees it, for the cluster's `spool stats`. */
+export interface TargetReport {
+  readonly up: boolean;
+  readonly concurrency: number;
 }
 
 /** What housekeeping removes: expired dedup keys, finished messages past retention. */
@@ -251,6 +259,8 @@ export interface Spool {
   available(): boolean;
   /** The nodes sharing this spool; null for a spool only one process can open. */
   nodes(): Promise<NodeRecord[] | null>;
+  /** What this node reports about its targets with each heartbeat (a shared backend; level ignores it). */
+  setNodeStatus(provider: (() => Readonly<Record<string, TargetReport>>) | null): void;
   /** Removes expired dedup keys and finished messages past `retainFinished` now, until caught up. */
   sweep(): Promise<void>;
   /** Verifies the spool's invariants; repairs what is safe to repair only when asked. */

@@ -137,6 +137,9 @@ export class LevelSpool extends EventEmitter<SpoolEvents> implements Spool {
     return Promise.resolve(null);
   }
 
+  /** Nothing to report to: the relay's own stats read its scheduler directly. */
+  setNodeStatus(): void {}
+
   unfinishedCount(): number {
     return this.ctx.counters.unfinished();
   }
