@@ -20,10 +20,9 @@ export async function lockMessage(db: Queryable, ctx: Ctx, queueId: string): Pro
 
 /** A message's deliveries with their attempts, in id order (`<queueId>.0`, `.1`, ...). */
 export async function readDeliveries(db: Queryable, ctx: Ctx, queueId: string): Promise<DeliveryRecord[]> {
-  const [deliveries, attempts] = await Promise.all([
-    db.query<DeliveryRow>(`SELECT ${deliveryColumns()} FROM ${ctx.s}.deliveries d WHERE d.queue_id = $1`, [queueId]),
-    db.query<AttemptRow>(`SELECT ${attemptColumns()} FROM ${ctx.s}.attempts a JOIN ${ctx.s}.deliveries d ON d.id = a.delivery_id WHERE d.queue_id = $1`, [queueId]),
-  ]);
+  // One after the other: `db` may be one client inside a transaction, which runs one query at a time.
+  const deliveries = await db.query<DeliveryRow>(`SELECT ${deliveryColumns()} FROM ${ctx.s}.deliveries d WHERE d.queue_id = $1`, [queueId]);
+  const attempts = await db.query<AttemptRow>(`SELECT ${attemptColumns()} FROM ${ctx.s}.attempts a JOIN ${ctx.s}.deliveries d ON d.id = a.delivery_id WHERE d.queue_id = $1`, [queueId]);
   const byDelivery = attemptRowsByDelivery(attempts.rows);
   return deliveries.rows
     .map((row) => deliveryFromRow(row, byDelivery.get(row.id) ?? []))
