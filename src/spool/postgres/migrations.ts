@@ -132,3 +132,8 @@ function newerSchema(schema: string, found: number, known: number): RelayError {
     `spool schema ${schema} is at version ${String(found)}, newer than this onward knows (${String(known)}): upgrade onward on this node; refusing to start`,
   );
 }
+
+/** The advisory lock key of one schema's housekeeping (one janitor of the cluster at a time). */
+export function janitorLockKey(schema: string): bigint {
+  return createHash('sha256').update(`onward janitor ${schema}`).digest().readBigInt64BE(0);
+}
