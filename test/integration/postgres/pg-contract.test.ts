@@ -53,6 +53,9 @@ function contractConfig(url: string, options: ContractSpoolOptions): ReturnType<
       retainFinished: `${String(options.retainFinishedMs ?? 7 * DAY)}ms`,
     },
     dedup: { window: `${String(options.dedupWindowMs ?? DAY)}ms` },
+    // Required by the config; the spool never delivers, so the file target is never written.
+    targets: { outbox: { type: 'file', path: './contract-outbox' } },
+    routes: [{ match: '*', target: 'outbox' }],
   };
   return parseConfig(stringify(doc), {}, 'pg-contract');
 }
