@@ -49,7 +49,10 @@ export function attemptContract(open: OpenSpool): void {
     expect(done.message.finishedAt).toBeGreaterThanOrEqual(done.message.receivedAt);
     expect(await spool.getBody(msg.queueId)).toBeNull();
     const [delivery] = await spool.getDeliveries(msg.queueId);
-    expect(delivery?.attempts).toEqual(update.attempts);
+    // The attempt as the scheduler reported it; its start time may be re-stamped by the backend's clock.
+    const [attempt] = update.attempts;
+    expect(delivery?.attempts).toEqual([{ ...attempt, at: expect.any(Number) }]);
+    expect(near(delivery?.attempts[0]?.at, attempt!.at)).toBe(true);
     expect(delivery?.recipients.map((r) => [r.address, r.state, r.lastError, r.lastReply])).toEqual([
       ['a@example.org', 'delivered', 'written', update.recipients[0]?.reply],
       ['b@example.org', 'delivered', 'written', update.recipients[1]?.reply],
