@@ -1,7 +1,9 @@
 /**
- * Housekeeping on a real LevelDB spool in a temp directory: expired dedup keys and finished
- * messages past retention are all removed under sustained load, and a failure is logged,
- * counted and does not stop it.
+ * The LevelDB spool's own housekeeping, on a real temp directory: its background janitor
+ * removes every expired dedup key and finished message under sustained load (slice after
+ * slice, leaving no key behind on disk), and a corrupt record is logged, counted, removed and
+ * does not stop it. What `sweep()` removes and keeps on any backend is the contract's
+ * (test/contract/lifecycle.contract.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
