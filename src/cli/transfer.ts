@@ -3,8 +3,8 @@
  * messages of this config's spool into the other config's spool. Both are opened directly
  * (offline); the loop is `transferQueue` (src/spool/transfer.ts).
  */
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { loadConfig, type Config } from '../config/index.js';
 import { RelayError, isRelayError } from '../errors.js';
@@ -43,11 +43,16 @@ function where(config: Config): string {
   return config.spool.backend === 'level' ? `spool ${config.spool.path}` : `postgres spool (schema ${config.spool.schema})`;
 }
 
-/** Opens one side offline; a level spool a relay holds is refused with what to do instead. */
-async function openSide(config: Config, side: 'source' | 'target'): Promise<Spool> {
+/** A level spool that does not exist yet (a dry run into it has nothing to compare with). */
+function levelSpoolMissing(config: Config): boolean {
+  return config.spool.backend === 'level' && !existsSync(join(resolve(config.spool.path), 'CURRENT'));
+}
+
+/** Opens one side offline (a target is created when missing); a level spool a relay holds is refused with what to do instead. */
+async function openSide(config: Config, side: 'source' | 'target', create: boolean): Promise<Spool> {
   const { openSpool } = await import('../app/spool.js');
   try {
-    return await openSpool(config, { role: 'cli', create: side === 'target' });
+    return await openSpool(config, { role: 'cli', create });
   } catch (err) {
     if (!isRelayError(err, 'ONWARD_ERR_SPOOL_LOCKED')) throw err;
     const instead = side === 'source' ? 'or move from a postgres spool, which running nodes share' : 'or move into a postgres spool';
@@ -88,10 +93,10 @@ export const transferCommand: CommandModule<GlobalArgs, TransferArgs> = {
     const dryRun = args['dry-run'] ?? false;
     const opened: Spool[] = [];
     try {
-      const from = await openSide(source, 'source');
+      const from = await openSide(source, 'source', false);
       opened.push(from);
-      const to = await openSide(target, 'target');
-      opened.push(to);
+      const to = dryRun && levelSpoolMissing(target) ? null : await openSide(target, 'target', !dryRun);
+      if (to) opened.push(to);
       if (!args.json) process.stderr.write(`${dryRun ? 'counting' : 'moving'} the unfinished messages of the ${where(source)} to the ${where(target)}…\n`);
       const result = await transferQueue(from, to, {
         dryRun,

@@ -25,7 +25,8 @@ export interface TransferOptions {
   readonly progressEvery?: number;
 }
 
-export async function transferQueue(from: Spool, to: Spool, options: TransferOptions = {}): Promise<TransferProgress> {
+/** Moves every unfinished message of `from` into `to`; `to` may be null only in a dry run (a target not created yet). */
+export async function transferQueue(from: Spool, to: Spool | null, options: TransferOptions = {}): Promise<TransferProgress> {
   const every = options.progressEvery ?? 100;
   let moved = 0;
   let alreadyThere = 0;
@@ -38,8 +39,10 @@ export async function transferQueue(from: Spool, to: Spool, options: TransferOpt
       if (item.inFlight) inFlightSkipped += 1;
       else {
         moved += 1;
-        if (await to.getMessage(id)) alreadyThere += 1;
+        if (await to?.getMessage(id)) alreadyThere += 1;
       }
+    } else if (!to) {
+      throw new Error('transferQueue: a target spool is needed unless it is a dry run');
     } else if (item.inFlight) {
       // The source keeps it; a copy an interrupted run left in the target must not live on beside it.
       await to.forget(id);
