@@ -75,6 +75,8 @@ export interface KillableRun {
   /** Resolves when stderr has shown `pattern` (rejects if the process exits first or `timeoutMs` passes). */
   waitForStderr(pattern: RegExp, timeoutMs: number): Promise<void>;
   stderr(): string;
+  /** SIGKILLs it by its PID if it still runs. */
+  kill(): void;
 }
 
 /** Starts `node bin/onward ARGS` to be SIGKILLed midway (by its PID, by the caller). */
@@ -88,11 +90,20 @@ export function spawnKillable(args: readonly string[]): KillableRun {
     err += c.toString('utf8');
     for (const w of watchers) w();
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
+  let running = true;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+    child.once('exit', (code, signal) => {
+      running = false;
+      done({ code, signal });
+    }),
+  );
   return {
     pid: child.pid ?? -1,
     exited,
     stderr: () => err,
+    kill: () => {
+      if (running && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    },
     waitForStderr: (pattern, timeoutMs) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`no ${String(pattern)} on stderr within ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
