@@ -11,6 +11,8 @@ import { LevelSpool, SpoolCapacity, type Spool } from '../spool/index.js';
 export interface OpenSpoolOptions {
   /** `relay`: the serving process (creates the store, runs housekeeping); `cli`: an operator command on a stopped spool. */
   readonly role: 'relay' | 'cli';
+  /** level, with role `cli`: create the directory when missing (`spool transfer`'s target). The relay always does. */
+  readonly create?: boolean;
   readonly logger?: Logger;
   /** level: how long to wait for another process to let go of the directory. */
   readonly lockWaitMs?: number;
@@ -30,7 +32,7 @@ export async function openSpool(config: Config, options: OpenSpoolOptions): Prom
         dedupWindowMs: config.dedup.windowMs,
         retainFinishedMs: config.spool.retainFinishedMs,
         groupCommit: config.spool.groupCommit,
-        ...(options.role === 'cli' ? { create: false } : {}),
+        ...(options.role === 'cli' && options.create !== true ? { create: false } : {}),
         ...(options.lockWaitMs !== undefined ? { lockWaitMs: options.lockWaitMs } : {}),
         ...(options.onLockWait ? { onLockWait: options.onLockWait } : {}),
         ...(options.logger ? { logger: options.logger } : {}),

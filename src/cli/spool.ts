@@ -6,6 +6,7 @@ import { RelayError } from '../errors.js';
 import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
 import { LIST_HEADER, checkText, listRow, showText, statsText } from './format.js';
 import { openSpoolAdmin } from './spool-access.js';
+import { transferCommand } from './transfer.js';
 
 interface SpoolArgs extends GlobalArgs {
   readonly json?: boolean;
@@ -179,6 +180,7 @@ export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(show)
       .command(body)
       .command(check)
+      .command(transferCommand)
       .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)', true))
       .command(actionCommand('bounce', 'give up now and send the DSN to the sender', false))
       .command(actionCommand('delete', 'remove without a DSN (like postsuper -d)', false))

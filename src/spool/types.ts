@@ -187,6 +187,24 @@ export interface TargetReport {
   readonly concurrency: number;
 }
 
+/**
+ * One unfinished message as `spool transfer` moves it between spools (SPEC 9): everything a
+ * spool holds of it. Times are the exporting backend's.
+ */
+export interface TransferItem {
+  readonly message: MessageRecord;
+  /** Every delivery with its state, attempts, attemptCount and dueAt. */
+  readonly deliveries: readonly DeliveryRecord[];
+  readonly body: Buffer;
+  /** The message's dedup key while it still suppresses resubmissions; null when it has none or it expired. */
+  readonly dedup: { readonly key: string; readonly expiresAt: number } | null;
+  /** A delivery of it is leased by a live node now: moving it would race that attempt (a rerun moves it). */
+  readonly inFlight: boolean;
+}
+
+/** What `forget` did: removed it, found nothing, or left it because it changed since export (or is in flight). */
+export type ForgetResult = 'forgotten' | 'absent' | 'changed';
+
 /** What housekeeping removes: expired dedup keys, finished messages past retention. */
 export type JanitorKind = 'dedup' | 'finished';
 
@@ -265,6 +283,21 @@ export interface Spool {
   sweep(): Promise<void>;
   /** Verifies the spool's invariants; repairs what is safe to repair only when asked. */
   check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport>;
+  /** `spool transfer`: every unfinished message with all of it, in arrival order. */
+  exportUnfinished(): AsyncIterable<TransferItem>;
+  /**
+   * `spool transfer`: writes an exported message as it was (states, attempts, due times, dedup
+   * key; `inFlight` ignored) in one durable write. Idempotent by queue id: a message already
+   * present is left as it is and reported `present`.
+   */
+  importMessage(item: TransferItem): Promise<'imported' | 'present'>;
+  /**
+   * `spool transfer`: removes a message and everything of it (deliveries, attempts, body, its
+   * own dedup key, index entries, counts) as if it had never been here: no DSN, not counted
+   * as deleted. With `asExported`, only while it still matches that export (same states,
+   * attempt counts and due times) and no delivery is in flight; else `changed`, nothing removed.
+   */
+  forget(queueId: string, asExported?: TransferItem): Promise<ForgetResult>;
   on<K extends keyof SpoolEvents>(event: K, listener: SpoolEventListener<K>): this;
   close(): Promise<void>;
 }

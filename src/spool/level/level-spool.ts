@@ -19,6 +19,8 @@ import type {
   SpoolEvents,
   SpoolStats,
   CheckReport,
+  ForgetResult,
+  TransferItem,
 } from '../types.js';
 import { accept } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
@@ -33,6 +35,7 @@ import { keys } from './keys.js';
 import { openDb, recoverLeases } from './open.js';
 import * as queries from './queries.js';
 import { RecordCache } from './record-cache.js';
+import * as transfer from './transfer.js';
 import { SpoolWriter, type SpoolOp } from './writer.js';
 
 export type { LevelSpoolOptions } from './context.js';
@@ -198,6 +201,18 @@ export class LevelSpool extends EventEmitter<SpoolEvents> implements Spool {
     report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
   ): Promise<MessageRecord> {
     return giveUp(this.ctx, queueId, reason, report);
+  }
+
+  exportUnfinished(): AsyncIterable<TransferItem> {
+    return transfer.exportUnfinished(this.ctx);
+  }
+
+  importMessage(item: TransferItem): Promise<'imported' | 'present'> {
+    return transfer.importMessage(this.ctx, item);
+  }
+
+  forget(queueId: string, asExported?: TransferItem): Promise<ForgetResult> {
+    return transfer.forget(this.ctx, queueId, asExported);
   }
 
   sweep(): Promise<void> {
