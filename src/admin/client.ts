@@ -2,7 +2,7 @@ import { RelayError, isErrorCode } from '../errors.js';
 import type { AdminConfig } from '../config/types.js';
 import { listArgsToQuery, type ListArgs } from './list-args.js';
 import type { ActionResult, SpoolAction, SpoolAdmin } from './spool-admin.js';
-import type { ListEntry, ShowView, StatsView } from './views.js';
+import type { ListEntry, NodeView, ShowView, StatsView } from './views.js';
 import type { CheckReport } from '../spool/index.js';
 
 const PROBE_TIMEOUT_MS = 1500;
@@ -71,6 +71,10 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
   retryAll(target: string | undefined): Promise<{ count: number }> {
     const q = target === undefined ? '' : `?target=${encodeURIComponent(target)}`;
     return this.json<{ count: number }>('POST', `/api/spool/retry-all${q}`);
+  }
+
+  async nodes(): Promise<NodeView[] | null> {
+    return (await this.json<{ nodes: NodeView[] | null }>('GET', '/api/spool/nodes')).nodes;
   }
 
   close(): Promise<void> {

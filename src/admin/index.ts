@@ -4,4 +4,4 @@ export { checkId } from './check-id.js';
 export { LocalSpoolAdmin, SPOOL_ACTIONS, type SpoolAdmin, type SpoolAction, type ActionResult } from './spool-admin.js';
 export { RemoteSpoolAdmin } from './client.js';
 export { parseListArgs, type ListArgs } from './list-args.js';
-export type { ListEntry, ShowView, StatsView } from './views.js';
+export type { ListEntry, NodeView, ShowView, StatsView } from './views.js';

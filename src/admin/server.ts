@@ -24,7 +24,7 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz']);
  * Routes: GET /api/spool/stats · GET /api/spool/messages (NDJSON stream) ·
  * GET /api/spool/messages/:id · GET /api/spool/messages/:id/body ·
  * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all ·
- * POST /api/spool/check[?repair=1]
+ * POST /api/spool/check[?repair=1] · GET /api/spool/nodes (`{ nodes }`, null for a level spool)
  */
 export class AdminServer {
   private readonly server: Server;
@@ -80,6 +80,7 @@ export class AdminServer {
       return;
     }
     if (req.method === 'GET' && path === '/api/spool/stats') return this.json(res, 200, await admin.stats());
+    if (req.method === 'GET' && path === '/api/spool/nodes') return this.json(res, 200, { nodes: await admin.nodes() });
     if (req.method === 'GET' && path === '/api/spool/messages') return this.streamList(res, url.searchParams);
     if (req.method === 'POST' && path === '/api/spool/check') {
       return this.json(res, 200, await admin.check(url.searchParams.get('repair') === '1'));

@@ -12,7 +12,7 @@ import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
 import { checkId } from './check-id.js';
 import { type CheckReport, type ListFilter, type MessageState, type Spool } from '../spool/index.js';
-import { listEntry, showView, statsView, type ListEntry, type ShowView, type StatsView, type TargetStatus } from './views.js';
+import { listEntry, nodeView, showView, statsView, type ListEntry, type NodeView, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
 export const SPOOL_ACTIONS: readonly SpoolAction[] = ['retry', 'hold', 'release', 'delete', 'bounce'];
@@ -34,6 +34,8 @@ export interface SpoolAdmin {
   check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport>;
   /** `retry --all [--target T]`: every waiting message (of that target) due now. */
   retryAll(target: string | undefined, actor: string): Promise<{ count: number }>;
+  /** `spool nodes`: the nodes of a shared spool; null for a spool only one process opens (level). */
+  nodes(): Promise<NodeView[] | null>;
   close(): Promise<void>;
 }
 
@@ -69,7 +71,13 @@ export class LocalSpoolAdmin implements SpoolAdmin {
   }
 
   async stats(): Promise<StatsView> {
-    return statsView(await this.spool.stats(), this.deps.targetNames(), this.targetStatus?.() ?? null, Date.now());
+    const [stats, nodes] = await Promise.all([this.spool.stats(), this.spool.nodes()]);
+    return statsView(stats, this.deps.targetNames(), this.targetStatus?.() ?? null, Date.now(), nodes);
+  }
+
+  async nodes(): Promise<NodeView[] | null> {
+    const nodes = await this.spool.nodes();
+    return nodes === null ? null : nodes.map(nodeView);
   }
 
   async *list(args: ListArgs): AsyncIterable<ListEntry> {

@@ -2,7 +2,7 @@
  * The JSON shapes of SPEC section 1 (`list`, `show`, `stats`), built from spool records.
  * Field names here are a public contract: scripts parse them.
  */
-import type { DeliveryRecord, MessageRecord, MessageState, SpoolStats } from '../spool/index.js';
+import type { DeliveryRecord, MessageRecord, MessageState, NodeRecord, SpoolStats } from '../spool/index.js';
 
 export interface ListEntry {
   id: string;
@@ -45,6 +45,22 @@ export interface StatsView {
   spoolBytes: number;
   /** Whether the figures came from the running relay (live target state) or a stopped spool. */
   source: 'relay' | 'spool';
+  /** A shared spool only: how many nodes are alive (target state is then the cluster's). */
+  nodes?: number;
+}
+
+/** One node of a shared spool as `spool nodes --json` prints it (SPEC 9). */
+export interface NodeView {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  startedAt: string;
+  lastSeenAt: string;
+  alive: boolean;
+  inFlight: number;
+  /** Its targets as its last heartbeat reported them. */
+  targets: Record<string, { up: boolean; concurrency: number }>;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -85,11 +101,53 @@ export function showView(message: MessageRecord, deliveries: readonly DeliveryRe
   };
 }
 
-export function statsView(stats: SpoolStats, configured: readonly string[], live: readonly TargetStatus[] | null, now: number): StatsView {
+export function nodeView(node: NodeRecord): NodeView {
+  return {
+    id: node.id,
+    host: node.host,
+    pid: node.pid,
+    version: node.version,
+    startedAt: new Date(node.startedAt).toISOString(),
+    lastSeenAt: new Date(node.lastSeenAt).toISOString(),
+    alive: node.alive,
+    inFlight: node.inFlight,
+    targets: Object.fromEntries(Object.entries(node.targets).map(([name, t]) => [name, { up: t.up, concurrency: t.concurrency }])),
+  };
+}
+
+/**
+ * The cluster's view of its targets (SPEC 9): a target is up when any live node has it up,
+ * and its concurrency is the sum over the live nodes that run it. Targets no live node
+ * reports are absent (a stopped cluster has no live state).
+ */
+export function clusterTargets(nodes: readonly NodeRecord[]): TargetStatus[] {
+  const merged = new Map<string, { up: boolean; concurrency: number }>();
+  for (const node of nodes) {
+    if (!node.alive) continue;
+    for (const [name, t] of Object.entries(node.targets)) {
+      const sum = merged.get(name) ?? { up: false, concurrency: 0 };
+      merged.set(name, { up: sum.up || t.up, concurrency: sum.concurrency + t.concurrency });
+    }
+  }
+  return [...merged].map(([name, t]) => ({ name, up: t.up, concurrency: t.concurrency }));
+}
+
+/**
+ * `live` is this relay's own target state (null on a stopped spool); `nodes` the nodes of a
+ * shared spool (null for level), whose heartbeats then give the target state instead.
+ */
+export function statsView(
+  stats: SpoolStats,
+  configured: readonly string[],
+  live: readonly TargetStatus[] | null,
+  now: number,
+  nodes: readonly NodeRecord[] | null = null,
+): StatsView {
+  const targetState = nodes === null ? live : clusterTargets(nodes);
   const targets: StatsView['targets'] = {};
   for (const name of configured) targets[name] = { queued: 0, deferred: 0, up: null, concurrency: null };
   for (const [name, counts] of Object.entries(stats.targets)) targets[name] = { ...counts, up: null, concurrency: null };
-  for (const t of live ?? []) {
+  for (const t of targetState ?? []) {
     const counts = targets[t.name] ?? { queued: 0, deferred: 0 };
     targets[t.name] = { queued: counts.queued, deferred: counts.deferred, up: t.up, concurrency: t.concurrency };
   }
@@ -99,5 +157,6 @@ export function statsView(stats: SpoolStats, configured: readonly string[], live
     oldestQueuedAgeSeconds: stats.oldestQueuedAt === null ? null : Math.max(0, Math.round((now - stats.oldestQueuedAt) / 1000)),
     spoolBytes: stats.spoolBytes,
     source: live === null ? 'spool' : 'relay',
+    ...(nodes === null ? {} : { nodes: nodes.filter((n) => n.alive).length }),
   };
 }

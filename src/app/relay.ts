@@ -61,6 +61,8 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     reporter,
     ...(transportHost ? { transports: (target, options) => transportHost.open(target, options) } : {}),
   });
+  // A shared spool's heartbeat carries this node's targets: `spool stats` sums them over the cluster.
+  spool.setNodeStatus(() => Object.fromEntries(scheduler.targetStatus().map((t) => [t.name, { up: t.up, concurrency: t.concurrency }])));
   const metrics = new RelayMetrics({ spool, ingress, scheduler });
   let listening = false;
   let current = config;
@@ -123,6 +125,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
         const deadline = Date.now() + grace;
         await ingress.close(grace);
         await scheduler.stop(Math.max(0, deadline - Date.now()));
+        spool.setNodeStatus(null);
         await transportHost?.close();
         await admin.close();
         await spool.close();

@@ -42,12 +42,13 @@ export async function openSpool(config: Config, options: OpenSpoolOptions): Prom
   }
 }
 
-/** What may refuse a new message before it is written: the queue bound, and free disk for a local spool. */
+/** What may refuse a new message before it is written: an unavailable store, the queue bound, and free disk for a local spool. */
 export function spoolCapacity(config: Config, spool: Spool): SpoolCapacity {
   return new SpoolCapacity({
     diskPath: config.spool.backend === 'level' ? config.spool.path : null,
     minFreeDiskBytes: config.spool.minFreeDiskBytes,
     maxQueued: config.spool.maxQueued,
     unfinished: () => spool.unfinishedCount(),
+    available: () => spool.available(),
   });
 }

@@ -1,5 +1,5 @@
 /** Human renderings of the spool views: `mailq`-like, fixed columns, printed as rows arrive. */
-import type { ListEntry, ShowView, StatsView } from '../admin/index.js';
+import type { ListEntry, NodeView, ShowView, StatsView } from '../admin/index.js';
 import type { CheckReport } from '../spool/index.js';
 
 export function age(fromIso: string, now: number = Date.now()): string {
@@ -45,6 +45,7 @@ export function statsText(s: StatsView): string {
     `oldest queued ${s.oldestQueuedAgeSeconds === null ? '-' : duration(s.oldestQueuedAgeSeconds * 1000)}`,
     `spool size    ${bytes(s.spoolBytes)}`,
     `source        ${s.source === 'relay' ? 'running relay (admin API)' : 'stopped spool (opened directly)'}`,
+    ...(s.nodes === undefined ? [] : [`nodes         ${s.nodes} alive (targets: up on any, concurrency summed)`]),
     '',
     row(['TARGET', 'QUEUED', 'DEFERRED', 'UP', 'CONCURRENCY'], [16, 8, 9, 5]),
   ];
@@ -83,5 +84,20 @@ export function checkText(r: CheckReport): string {
   if (kinds.length === 0) lines.push('no problems found');
   for (const [kind, n] of kinds) lines.push(`  ${kind}: ${n}`);
   for (const p of r.problems) lines.push(`  ${p.repaired ? 'repaired' : 'found   '} ${p.kind}  ${p.detail}`);
+  return lines.join('\n');
+}
+
+const NODE_WIDTHS = [20, 16, 7, 9, 9, 9, 5];
+export const NODES_HEADER = row(['ID', 'HOST', 'PID', 'VERSION', 'STARTED', 'LAST SEEN', 'ALIVE', 'IN FLIGHT'], NODE_WIDTHS);
+
+/** `spool nodes`: one line per node, ages relative to `now`. */
+export function nodesText(nodes: readonly NodeView[], now: number = Date.now()): string {
+  const lines = [NODES_HEADER];
+  for (const n of nodes) {
+    const cells = [n.id, n.host, String(n.pid), n.version, `${age(n.startedAt, now)} ago`, `${age(n.lastSeenAt, now)} ago`, n.alive ? 'yes' : 'NO', String(n.inFlight)];
+    lines.push(row(cells, NODE_WIDTHS));
+  }
+  const alive = nodes.filter((n) => n.alive).length;
+  lines.push(`-- ${nodes.length} node${nodes.length === 1 ? '' : 's'}, ${alive} alive`);
   return lines.join('\n');
 }

@@ -13,8 +13,9 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   describe: 'run the relay (SMTP listeners, delivery, admin API)',
   handler: async (args) => {
     const config = loadConfigOrExit(args);
-    const [{ startRelay }, { createLogger }] = await Promise.all([import('../app/index.js'), import('../log.js')]);
-    const logger = createLogger(config.log.level);
+    const [{ startRelay, nodeIdOf }, { createLogger }] = await Promise.all([import('../app/index.js'), import('../log.js')]);
+    // Every line names this node (SPEC 9): in a cluster, logs from many nodes land in one place.
+    const logger = createLogger(config.log.level).child({ node: nodeIdOf(config) });
     // Handlers go in before anything listens: a signal during start-up is honoured once the
     // relay is up (graceful stop) instead of killing the process with the default action.
     let relay: Relay | null = null;
@@ -65,7 +66,8 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       fail(err instanceof Error ? err.message : String(err), exitCodeFor(err));
     }
     const listening = relay.smtpAddresses.map((a) => `${a.address}:${a.port}`).join(', ');
-    logger.info({ smtp: listening, spool: config.spool.path }, 'onward ready');
+    const spool = config.spool.backend === 'level' ? config.spool.path : `postgres schema ${config.spool.schema}`;
+    logger.info({ smtp: listening, spool }, 'onward ready');
     if (stopRequested) {
       signals -= 1;
       stop(stopRequested);

@@ -2,9 +2,11 @@ import type { CommandModule } from 'yargs';
 import { checkId } from '../admin/check-id.js';
 import { parseListArgs, type ListArgs } from '../admin/list-args.js';
 import type { SpoolAction, SpoolAdmin } from '../admin/spool-admin.js';
+import type { Config } from '../config/index.js';
 import { RelayError } from '../errors.js';
 import { EXIT, exitCodeFor, loadConfigOrExit, type GlobalArgs } from './common.js';
-import { LIST_HEADER, checkText, listRow, showText, statsText } from './format.js';
+import { LIST_HEADER, checkText, listRow, nodesText, showText, statsText } from './format.js';
+import { migrateCommand } from './spool-migrate.js';
 import { openSpoolAdmin } from './spool-access.js';
 import { transferCommand } from './transfer.js';
 
@@ -22,12 +24,12 @@ interface SpoolArgs extends GlobalArgs {
 }
 
 /** Opens the spool (online or offline), runs `work`, maps typed errors to SPEC exit codes. */
-async function withSpool(args: SpoolArgs, work: (admin: SpoolAdmin) => Promise<number | void>): Promise<void> {
+async function withSpool(args: SpoolArgs, work: (admin: SpoolAdmin, config: Config) => Promise<number | void>): Promise<void> {
   const config = loadConfigOrExit(args);
   let admin: SpoolAdmin | null = null;
   try {
     admin = (await openSpoolAdmin(config)).admin;
-    process.exitCode = (await work(admin)) ?? EXIT.ok;
+    process.exitCode = (await work(admin, config)) ?? EXIT.ok;
   } catch (err) {
     process.stderr.write(`onward: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = exitCodeFor(err);
@@ -170,6 +172,19 @@ const check: CommandModule<GlobalArgs, SpoolArgs & { repair?: boolean }> = {
     }),
 };
 
+const nodes: CommandModule<GlobalArgs, SpoolArgs> = {
+  command: 'nodes',
+  describe: 'the nodes of a shared (postgres) spool: id, host, pid, version, started, last seen, alive, in flight',
+  builder: (y) => y.options(json),
+  handler: (args) =>
+    withSpool(args, async (admin, config) => {
+      const found = await admin.nodes();
+      if (args.json) return print(JSON.stringify(found ?? [], null, 2) + '\n');
+      if (found === null) return print(`the spool is a ${config.spool.backend} spool (${config.spool.path}), not a shared spool: it has no nodes\n`);
+      return print(nodesText(found) + '\n');
+    }),
+};
+
 export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
   command: 'spool <command>',
   describe: 'inspect and manage the spool (through the running relay, or directly when it is stopped)',
@@ -180,6 +195,8 @@ export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(show)
       .command(body)
       .command(check)
+      .command(nodes)
+      .command(migrateCommand)
       .command(transferCommand)
       .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)', true))
       .command(actionCommand('bounce', 'give up now and send the DSN to the sender', false))

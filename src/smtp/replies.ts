@@ -17,6 +17,8 @@ export const replies = {
   alreadyQueued: (id: string): string => `2.0.0 Ok: already queued as ${id}`,
   insufficientStorage: (): SmtpReplyError => new SmtpReplyError(452, '4.3.1 Insufficient system storage'),
   spoolWriteFailed: (): SmtpReplyError => new SmtpReplyError(451, '4.3.0 Temporary local problem, please try again later'),
+  /** The spool's store does not answer (SPEC 9): said at once, before the client sends the data. */
+  spoolUnavailable: (): SmtpReplyError => new SmtpReplyError(451, '4.3.0 Queue storage unavailable, please try again later'),
   relayDenied: (): SmtpReplyError => new SmtpReplyError(550, '5.7.1 Relaying denied'),
   authRequired: (): SmtpReplyError => new SmtpReplyError(530, '5.7.0 Authentication required'),
   authFailed: (): SmtpReplyError => new SmtpReplyError(535, '5.7.8 Authentication credentials invalid'),

@@ -7,7 +7,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { prepareMessage, readHeaders } from '../message/headers.js';
 import { createRouter, type Router } from '../routing/index.js';
-import { newQueueId, type Spool, type SpoolCapacity } from '../spool/index.js';
+import { newQueueId, type CapacityVerdict, type Spool, type SpoolCapacity } from '../spool/index.js';
 import { AuthFailureLimiter, authenticate } from './auth.js';
 import { DataBudget } from './data-budget.js';
 import { checkLineEndings } from './line-endings.js';
@@ -234,7 +234,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       return this.config.relay.users.length > 0 ? replies.authRequired() : replies.relayDenied();
     }
     if (address !== '' && !isAddress(address)) return replies.badSenderSyntax();
-    return this.deps.capacity.check() === 'ok' ? null : replies.insufficientStorage();
+    return capacityRefusal(this.deps.capacity.check());
   }
 
   private onRcptTo(address: string, session: SMTPServerSession): SmtpReplyError | null {
@@ -307,7 +307,8 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
     const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
     if (!verdict.ok) throw replies.bareLineEnding(verdict.found);
-    if (this.deps.capacity.check() !== 'ok') throw replies.insufficientStorage();
+    const refusal = capacityRefusal(this.deps.capacity.check());
+    if (refusal !== null) throw refusal;
     const queueId = newQueueId();
     const info = readHeaders(verdict.body);
     const { body, messageId } = prepareMessage(verdict.body, info, {
@@ -350,6 +351,19 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     const identity = user !== null ? `user:${user}` : `net:${this.networks.match(session.remoteAddress) ?? session.remoteAddress}`;
     const rcpts = [...new Set(recipients.map((r) => r.toLowerCase()))].sort().join(',');
     return createHash('sha256').update([identity, sender.toLowerCase(), messageId, rcpts].join('\0')).digest('hex');
+  }
+}
+
+/** The reply for a capacity verdict: 451 while the store is unavailable, 452 while it is full, null to go on. */
+function capacityRefusal(verdict: CapacityVerdict): SmtpReplyError | null {
+  switch (verdict) {
+    case 'ok':
+      return null;
+    case 'unavailable':
+      return replies.spoolUnavailable();
+    case 'disk-low':
+    case 'queue-full':
+      return replies.insufficientStorage();
   }
 }
 

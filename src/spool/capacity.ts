@@ -1,14 +1,15 @@
 import { statfsSync } from 'node:fs';
 
-export type CapacityVerdict = 'ok' | 'disk-low' | 'queue-full';
+/** `unavailable`: the store does not answer now (a shared spool's database is down); the others: it is full. */
+export type CapacityVerdict = 'ok' | 'unavailable' | 'disk-low' | 'queue-full';
 
 /** How often free space is re-read: statfs per message would be wasted work. */
 const DISK_CHECK_INTERVAL_MS = 1000;
 
 /**
- * Whether the spool may take another message: free disk above `minFreeDiskBytes` and
- * fewer than `maxQueued` unfinished messages. Acceptance resumes by itself when space
- * returns, since the check is re-evaluated every second.
+ * Whether the spool may take another message: the store answers, free disk above
+ * `minFreeDiskBytes` and fewer than `maxQueued` unfinished messages. Acceptance resumes by
+ * itself when the store or the space returns, since every call re-evaluates.
  */
 export class SpoolCapacity {
   private checkedAt = 0;
@@ -21,11 +22,14 @@ export class SpoolCapacity {
       readonly minFreeDiskBytes: number;
       readonly maxQueued: number;
       readonly unfinished: () => number;
+      /** The spool's `available()`: false answers new messages at once instead of letting them wait on a dead store. */
+      readonly available: () => boolean;
       readonly now?: () => number;
     },
   ) {}
 
   check(): CapacityVerdict {
+    if (!this.options.available()) return 'unavailable';
     if (this.options.unfinished() >= this.options.maxQueued) return 'queue-full';
     const { diskPath } = this.options;
     if (diskPath === null) return 'ok';

@@ -3,6 +3,7 @@
  * and one per delivery attempt, each with the queue ID; secrets (AUTH passwords, HTTP target
  * headers, the signing secret) never appear anywhere in the output.
  */
+import { hostname } from 'node:os';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { useTeardown, waitUntil, type LogLine, type ServeChild } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
@@ -67,6 +68,12 @@ describe('serve log output', () => {
       expect(typeof line['time']).toBe('number');
       expect(typeof line.msg).toBe('string');
     }
+  });
+
+  it('names the node on every line: <hostname>-<pid> when nodeId is not set (SPEC 9)', () => {
+    const node = `${hostname()}-${String(child.child.pid)}`;
+    expect(child.logs.length).toBeGreaterThan(3);
+    expect(child.logs.filter((l) => l['node'] !== node)).toEqual([]);
   });
 
   it('logs one line per SMTP transaction with client, user, from, to, size, queueId and reply', () => {
