@@ -11,7 +11,7 @@ import { useCleanup, waitForValue } from '../../helpers/common.js';
 import { describePg, usePostgres } from '../../helpers/postgres.js';
 import { freshSpoolDb, newMessage } from './spool-fixture.js';
 
-const reply = (text: string, code: number): Reply => ({ kind: 'http', code, enhancedStatus: null, text }) as Reply;
+const reply = (text: string, code: number): Reply => ({ kind: 'http', code, enhancedStatus: null, text });
 
 function outcome(target: string, state: 'delivered' | 'deferred', text: string, nextDueAt: number | null = null): AttemptUpdate {
   return {
