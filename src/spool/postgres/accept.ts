@@ -17,9 +17,19 @@ import { insertMessages } from './insert.js';
 interface Pending {
   readonly msg: NewMessage;
   readonly slots: readonly (DispatchSlot | null)[];
+  /** Answered already: by its deadline (then its slots were given back) or by its batch. */
+  answered: boolean;
   resolve(result: AcceptResult): void;
-  reject(err: unknown): void;
+  reject(err: RelayError): void;
 }
+
+/**
+ * No accept waits longer than this (SPEC 9): a batch stalled behind a slow or vanished
+ * database answers 451 at the deadline, whatever its COMMIT does later (a client retry
+ * then meets the dedup key; a dispatched delivery written leased is taken over after its
+ * lease, since nobody here holds it).
+ */
+export const ACCEPT_DEADLINE_MS = 5000;
 
 /** Bounds one transaction so a burst of large bodies does not become one huge write. */
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
@@ -50,7 +60,26 @@ export class AcceptBatcher {
     const dispatcher = this.options.dispatcher();
     const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets)) ?? null);
     return new Promise<AcceptResult>((resolve, reject) => {
-      this.queue.push({ msg, slots, resolve, reject });
+      const pending: Pending = {
+        msg,
+        slots,
+        answered: false,
+        resolve: (result) => {
+          clearTimeout(deadline);
+          pending.answered = true;
+          resolve(result);
+        },
+        reject: (err) => {
+          clearTimeout(deadline);
+          pending.answered = true;
+          reject(err);
+        },
+      };
+      const deadline = setTimeout(() => {
+        for (const slot of slots) slot?.cancel();
+        pending.reject(new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: no answer from the database within ${String(ACCEPT_DEADLINE_MS)} ms`));
+      }, ACCEPT_DEADLINE_MS);
+      this.queue.push(pending);
       this.flushing ??= this.flush();
     });
   }
@@ -95,6 +124,7 @@ export class AcceptBatcher {
           ? err
           : new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: ${redactText(err instanceof Error ? err.message : String(err), this.ctx.url)}`, { cause: err });
       for (const p of batch) {
+        if (p.answered) continue;
         for (const slot of p.slots) slot?.cancel();
         p.reject(failure);
       }
@@ -103,7 +133,11 @@ export class AcceptBatcher {
     this.ctx.emit('batch', { seconds: Number(process.hrtime.bigint() - started) / 1e9, writes: batch.length });
     batch.forEach((p, i) => {
       const result = outcome.results[i] as AcceptResult;
-      if (result.status === 'duplicate') {
+      if (p.answered) {
+        // Answered 451 at its deadline, yet written: its dispatched deliveries wait for the
+        // takeover (nobody here holds them), the others are due as usual.
+        if (result.status === 'queued') p.msg.deliveries.forEach((d, j) => (p.slots[j] ? undefined : this.ctx.due(laneOf(d.targets))));
+      } else if (result.status === 'duplicate') {
         for (const slot of p.slots) slot?.cancel();
       } else {
         this.started(p, outcome.nowMs);

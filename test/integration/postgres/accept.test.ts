@@ -108,6 +108,28 @@ describePg('postgres spool accept', () => {
     expect(key.rows).toEqual([{ queue_id: fresh.queueId }]);
   });
 
+  it('answers 451 within 5 s when the database does not answer, and the retry finds the message if it landed', async () => {
+    const db = await freshSpoolDb(cluster(), 'acc', defer);
+    // Statements may wait 20 s here: only the accept's own deadline can answer in time.
+    const spool = await db.open({ statementTimeoutMs: 20_000 });
+    const blocker = await db.observer.connect();
+    defer(() => blocker.release());
+    await blocker.query('BEGIN');
+    await blocker.query(`INSERT INTO onward.dedup_keys (key, queue_id, expires_at) VALUES ('stuck', 'nobody', now() + interval '1 hour')`);
+
+    const msg = newMessage({ dedupKey: 'stuck' });
+    const started = Date.now();
+    const err: unknown = await spool.accept(msg).catch((e: unknown) => e);
+    const waited = Date.now() - started;
+    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_WRITE' });
+    expect(waited).toBeGreaterThanOrEqual(4900);
+    expect(waited).toBeLessThan(6000);
+
+    await blocker.query('ROLLBACK'); // the stalled batch now goes on and commits
+    const retried = await waitForValue(() => spool.accept(newMessage({ dedupKey: 'stuck' })), (r) => r.status === 'duplicate', 5000, 'the retry to meet the landed message');
+    expect(retried).toEqual({ status: 'duplicate', queueId: msg.queueId });
+  });
+
   it('refuses to open on a server with fsync = off, naming the setting', async () => {
     const unsafe = await startPostgres({ settings: { fsync: 'off' } });
     defer(() => unsafe.stop());
