@@ -39,8 +39,11 @@ export interface AcceptBatcherOptions {
   /** Off: one message per transaction, one after another (only to measure what grouping buys). */
   readonly groupCommit: boolean;
   readonly dispatcher: () => Dispatcher | null;
-  /** Refuse at once (database down, spool closing): the error to answer with, or null to go on. */
-  readonly refusal: () => RelayError | null;
+  /**
+   * Refuse at once (database down; spool closing, for a new accept only: what is queued at
+   * close is still written): the error to answer with, or null to go on.
+   */
+  readonly refusal: (queued: boolean) => RelayError | null;
   /** Runs a database call, tracking availability. */
   readonly track: <T>(fn: () => Promise<T>) => Promise<T>;
 }
@@ -55,7 +58,7 @@ export class AcceptBatcher {
   ) {}
 
   accept(msg: NewMessage): Promise<AcceptResult> {
-    const refused = this.options.refusal();
+    const refused = this.options.refusal(false);
     if (refused) return Promise.reject(refused);
     const dispatcher = this.options.dispatcher();
     const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets)) ?? null);
@@ -115,7 +118,7 @@ export class AcceptBatcher {
     const started = process.hrtime.bigint();
     let outcome: BatchOutcome;
     try {
-      const refused = this.options.refusal();
+      const refused = this.options.refusal(true);
       if (refused) throw refused;
       outcome = await this.options.track(() => inTransaction(this.ctx, (client) => writeBatch(client, this.ctx, batch)));
     } catch (err) {

@@ -103,8 +103,8 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
     this.batcher = new AcceptBatcher(this.ctx, {
       groupCommit: options.groupCommit ?? true,
       dispatcher: () => this.dispatcher,
-      refusal: () => {
-        if (this.closing) return new RelayError('ONWARD_ERR_SPOOL_WRITE', 'spool is closing');
+      refusal: (queued) => {
+        if (this.closing && !queued) return new RelayError('ONWARD_ERR_SPOOL_WRITE', 'spool is closing');
         if (!this.health.available()) return new RelayError('ONWARD_ERR_SPOOL_WRITE', 'spool database unavailable');
         return null;
       },

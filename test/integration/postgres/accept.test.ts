@@ -130,6 +130,20 @@ describePg('postgres spool accept', () => {
     expect(retried).toEqual({ status: 'duplicate', queueId: msg.queueId });
   });
 
+  it('writes the accepts queued when close() is called, and refuses new ones after', async () => {
+    const db = await freshSpoolDb(cluster(), 'acc', defer);
+    const spool = await db.open();
+    const msgs = Array.from({ length: 10 }, () => newMessage());
+    const pending = msgs.map((m) => spool.accept(m));
+
+    const closed = spool.close();
+    await expect(spool.accept(newMessage())).rejects.toMatchObject({ code: 'ONWARD_ERR_SPOOL_WRITE' });
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(msgs.map(() => 'queued'));
+    await closed;
+    const count = await db.observer.query<{ n: number }>(`SELECT count(*)::int AS n FROM onward.messages`);
+    expect(count.rows[0]?.n).toBe(10);
+  });
+
   it('refuses to open on a server with fsync = off, naming the setting', async () => {
     const unsafe = await startPostgres({ settings: { fsync: 'off' } });
     defer(() => unsafe.stop());
