@@ -4,10 +4,12 @@
  * stale holder's completion is refused with ONWARD_ERR_LEASE_LOST); concurrent claims never
  * hand one delivery to two nodes; a renewed lease outlives its lease time.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { expect, it } from '@jest/globals';
 import type { Reply } from '../../../src/delivery/types.js';
 import type { AttemptUpdate } from '../../../src/spool/types.js';
-import { useCleanup, waitForValue } from '../../helpers/common.js';
+import { REPO_ROOT, useCleanup, waitForValue } from '../../helpers/common.js';
 import { describePg, usePostgres } from '../../helpers/postgres.js';
 import { freshSpoolDb, newMessage } from './spool-fixture.js';
 
@@ -55,6 +57,37 @@ describePg('postgres spool leases', () => {
     expect(attempts.rows).toEqual([{ n: 1, lease_epoch: '2', node: 'node-b', reply: 'HTTP 200 by B' }]);
     const m = await db.observer.query(`SELECT state, finished_at IS NOT NULL AS finished, (SELECT count(*) FROM onward.bodies WHERE queue_id = $1)::int AS bodies FROM onward.messages WHERE id = $1`, [msg.queueId]);
     expect(m.rows).toEqual([{ state: 'delivered', finished: true, bodies: 0 }]);
+  });
+
+  it('makes a SIGKILLed node’s delivery due within its lease and one poll', async () => {
+    const db = await freshSpoolDb(cluster(), 'lease', defer);
+    const b = await db.open({ leaseMs: 1000, nodeId: 'node-b' });
+    const msg = newMessage();
+    await b.accept(msg);
+    // Node A is a real process: it claims the delivery, says so, and is killed mid-attempt.
+    const script = `
+      const { PostgresSpool } = await import(${JSON.stringify(join(REPO_ROOT, 'dist', 'spool', 'postgres', 'postgres-spool.js'))});
+      const spool = await PostgresSpool.open({ url: process.env.URL, schema: 'onward', pool: 2, leaseMs: 1000, nodeId: 'node-a',
+        dedupWindowMs: 60000, retainFinishedMs: 60000, role: 'relay' });
+      const claimed = await spool.claimDue('hooks', Date.now(), 10);
+      process.stdout.write('claimed ' + claimed.map((c) => c.delivery.id).join(',') + '\\n');
+      setInterval(() => undefined, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, URL: db.url }, stdio: ['ignore', 'pipe', 'pipe'] });
+    defer(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await waitForValue(() => out, (o) => o.includes('claimed'), 15_000, 'node A to claim');
+    expect(out).toContain(`claimed ${msg.queueId}.0`);
+    const leased = await db.observer.query(`SELECT lease_owner FROM onward.deliveries`);
+    expect(leased.rows).toEqual([{ lease_owner: 'node-a' }]);
+
+    child.kill('SIGKILL');
+    const killedAt = Date.now();
+    const claimed = await waitForValue(() => b.claimDue('hooks', Date.now(), 10), (c) => c.length === 1, 8000, 'node B to claim the dead node’s delivery');
+    // Lease (1 s, renewed until the kill) + one takeover poll (1 s), with room for a loaded machine.
+    expect(Date.now() - killedAt).toBeLessThan(1000 + 1000 + 1500);
+    expect(claimed[0]?.delivery).toMatchObject({ id: `${msg.queueId}.0`, attemptCount: 2 });
   });
 
   it('never hands one delivery to two nodes claiming the same lane at once', async () => {
