@@ -6,7 +6,7 @@ import os from 'node:os';
 import type { Config } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { LevelSpool, SpoolCapacity, type Spool } from '../spool/index.js';
+import { LevelSpool, PostgresSpool, SpoolCapacity, type Spool } from '../spool/index.js';
 
 export interface OpenSpoolOptions {
   /** `relay`: the serving process (creates the store, runs housekeeping); `cli`: an operator command on a stopped spool. */
@@ -38,7 +38,20 @@ export async function openSpool(config: Config, options: OpenSpoolOptions): Prom
         ...(options.logger ? { logger: options.logger } : {}),
       });
     case 'postgres':
-      throw new RelayError('ONWARD_ERR_CONFIG_INVALID', 'spool.backend: postgres is not available in this build');
+      if (config.spool.url === null) throw new RelayError('ONWARD_ERR_CONFIG_INVALID', 'spool.url is required with spool.backend: postgres');
+      return PostgresSpool.open({
+        url: config.spool.url,
+        schema: config.spool.schema,
+        pool: config.spool.pool,
+        leaseMs: config.spool.leaseMs,
+        groupCommit: config.spool.groupCommit,
+        nodeId: nodeIdOf(config),
+        exclusiveNodeId: config.nodeId !== null,
+        dedupWindowMs: config.dedup.windowMs,
+        retainFinishedMs: config.spool.retainFinishedMs,
+        role: options.role,
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
   }
 }
 

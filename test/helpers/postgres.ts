@@ -109,6 +109,10 @@ export interface PgCluster {
   sql(text: string, params?: readonly unknown[]): Promise<pg.QueryResult>;
   /** Crash and recover: `pg_ctl stop -m immediate` (no checkpoint, like a kill), then start. */
   restartImmediate(): Promise<void>;
+  /** An outage: the server stops (`-m immediate`, like a crash) and stays down until `startServer`. */
+  stopServer(): Promise<void>;
+  /** The server comes back on the same port after `stopServer`. */
+  startServer(): Promise<void>;
   /** Stops the server and removes its folder (idempotent). */
   stop(): Promise<void>;
 }
@@ -209,6 +213,10 @@ export async function startPostgres(options: PgClusterOptions = {}): Promise<PgC
         await asPg('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
         await start();
       },
+      async stopServer() {
+        await asPg('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+      },
+      startServer: start,
       stop: cleanup,
     };
   } catch (err) {

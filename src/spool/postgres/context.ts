@@ -40,6 +40,12 @@ export interface PgContext {
 export async function inTransaction<T>(ctx: Pick<PgContext, 'pool'>, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await ctx.pool.connect();
   let broken: Error | undefined;
+  // A checked-out client whose connection dies emits 'error' (the pool listens only while it
+  // is idle): unheard, that would crash the process. The failing query rejects anyway.
+  const onError = (err: Error): void => {
+    broken = err;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -51,6 +57,7 @@ export async function inTransaction<T>(ctx: Pick<PgContext, 'pool'>, fn: (client
     });
     throw err;
   } finally {
+    client.removeListener('error', onError);
     client.release(broken);
   }
 }
