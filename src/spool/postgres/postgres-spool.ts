@@ -9,6 +9,7 @@ import type {
   AttemptUpdate,
   CheckReport,
   ClaimedDelivery,
+  ForgetResult,
   DeliveryRecord,
   Dispatcher,
   ListFilter,
@@ -21,6 +22,7 @@ import type {
   SpoolEvents,
   SpoolStats,
   TargetReport,
+  TransferItem,
 } from '../types.js';
 import { AcceptBatcher } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
@@ -36,6 +38,7 @@ import { migrate, quoteSchema, requireCurrentSchema } from './migrations.js';
 import { HEARTBEAT_INTERVAL_MS, heartbeat, listNodes, registerNode } from './nodes.js';
 import { NodeIdLock, packageVersion, type PostgresSpoolOptions } from './open.js';
 import * as queries from './queries.js';
+import * as transfer from './transfer.js';
 import { DueListener, DueNotifier, DuePoller } from './wakeups.js';
 
 export type { PostgresSpoolOptions } from './open.js';
@@ -319,6 +322,18 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
 
   check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
     return this.health.track(() => checkSpool(this.ctx, repair, onProgress));
+  }
+
+  exportUnfinished(): AsyncIterable<TransferItem> {
+    return transfer.exportUnfinished(this.ctx);
+  }
+
+  importMessage(item: TransferItem): Promise<'imported' | 'present'> {
+    return this.health.track(() => transfer.importMessage(this.ctx, item));
+  }
+
+  forget(queueId: string, asExported?: TransferItem): Promise<ForgetResult> {
+    return this.health.track(() => transfer.forget(this.ctx, queueId, asExported));
   }
 
   /**
