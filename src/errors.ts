@@ -24,6 +24,7 @@ export const ERROR_CODES = {
   ONWARD_ERR_SPOOL_LOCKED: { status: 503, exit: EXIT.unavailable },
   ONWARD_ERR_SPOOL_UNAVAILABLE: { status: 503, exit: EXIT.unavailable },
   ONWARD_ERR_SPOOL_WRITE: { status: 503, exit: EXIT.unavailable },
+  ONWARD_ERR_SPOOL_REFUSED: { status: 500, exit: EXIT.user },
   ONWARD_ERR_LEASE_LOST: { status: 409, exit: EXIT.unavailable },
   ONWARD_ERR_NOT_FOUND: { status: 404, exit: EXIT.user },
   ONWARD_ERR_BAD_ID: { status: 400, exit: EXIT.user },

@@ -54,6 +54,7 @@ export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password !== '') u.password = '***';
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***');
     return u.toString();
   } catch {
     return '<unparsable spool.url>';
@@ -62,16 +63,22 @@ export function redactUrl(url: string): string {
 
 /** Removes the password, if it appears, from any text (a driver's error message). */
 export function redactText(text: string, url: string): string {
-  let password: string;
+  let secrets: string[];
   try {
-    password = decodeURIComponent(new URL(url).password);
+    const u = new URL(url);
+    secrets = [decodeURIComponent(u.password), u.searchParams.get('password') ?? ''].filter((p) => p !== '');
   } catch {
     return text;
   }
-  return password === '' ? text : text.split(password).join('***');
+  return secrets.reduce((out, secret) => out.split(secret).join('***'), text);
 }
 
-/** The spool cannot use the database: unreachable, refused, or too dangerous to trust. */
+/** The database answers, but acknowledging messages on it would break the promise: a configuration error (exit 1), not an outage. */
+export function refused(url: string, what: string): RelayError {
+  return new RelayError('ONWARD_ERR_SPOOL_REFUSED', `PostgreSQL spool at ${redactUrl(url)}: ${what}`);
+}
+
+/** The spool cannot use the database: unreachable, or failing. */
 export function unavailable(url: string, what: string, cause?: unknown): RelayError {
   const detail = cause instanceof Error ? `: ${redactText(cause.message, url)}` : '';
   return new RelayError('ONWARD_ERR_SPOOL_UNAVAILABLE', `PostgreSQL spool at ${redactUrl(url)}: ${what}${detail}`);
@@ -107,13 +114,13 @@ export async function checkServer(pool: pg.Pool, url: string): Promise<ServerFac
   if (row === undefined) throw unavailable(url, 'the settings query returned nothing');
   const facts: ServerFacts = { versionNum: Number(row.version_num), fsync: row.fsync, synchronousCommit: row.synchronous_commit, nowMs: row.now_ms };
   if (facts.versionNum < MIN_SERVER_VERSION_NUM) {
-    throw unavailable(url, `server version ${String(facts.versionNum)} is older than PostgreSQL 15, which the postgres spool needs`);
+    throw refused(url, `server version ${String(facts.versionNum)} is older than PostgreSQL 15, which the postgres spool needs`);
   }
   if (facts.fsync === 'off') {
-    throw unavailable(url, 'the server runs with fsync = off, so a crash can lose acknowledged messages; refusing to start (set fsync = on)');
+    throw refused(url, 'the server runs with fsync = off, so a crash can lose acknowledged messages; refusing to start (set fsync = on)');
   }
   if (facts.synchronousCommit === 'off') {
-    throw unavailable(
+    throw refused(
       url,
       'synchronous_commit = off for this role and database, so COMMIT can return before the message is durable; refusing to start (set synchronous_commit = on)',
     );

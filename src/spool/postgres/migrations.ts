@@ -128,7 +128,7 @@ async function versionIn(db: Pick<pg.Pool, 'query'>, quoted: string): Promise<nu
 
 function newerSchema(schema: string, found: number, known: number): RelayError {
   return new RelayError(
-    'ONWARD_ERR_SPOOL_UNAVAILABLE',
+    'ONWARD_ERR_SPOOL_REFUSED',
     `spool schema ${schema} is at version ${String(found)}, newer than this onward knows (${String(known)}): upgrade onward on this node; refusing to start`,
   );
 }

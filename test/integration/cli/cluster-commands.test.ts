@@ -113,6 +113,11 @@ describePg('spool migrate and check-config with a postgres spool', () => {
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/schema future .* is at version 2, newer than this onward's 1/);
     expectNoSecret(r, pg().password);
+    // A node refuses to start on it too: exit 1 (a config problem, not an outage).
+    const serve = await runCli(env, ['serve'], withPassword());
+    expect(serve.code).toBe(1);
+    expect(serve.stdout + serve.stderr).toContain('newer than this onward knows');
+    expectNoSecret(serve, pg().password);
     // Nothing was changed: still version 2.
     const v = await pg().sql('SELECT max(version) AS v FROM future.onward_schema');
     expect((v.rows[0] as { v: number }).v).toBe(2);

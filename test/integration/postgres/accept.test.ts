@@ -157,7 +157,7 @@ describePg('postgres spool accept', () => {
       retainFinishedMs: 1000,
       role: 'relay',
     }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_UNAVAILABLE', message: expect.stringContaining('fsync = off') });
+    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_REFUSED', message: expect.stringContaining('fsync = off') });
     // Nothing was created: the refusal comes before the migration.
     const probe = await unsafe.sql(`SELECT to_regclass('onward.messages') AS t`);
     expect(probe.rows).toEqual([{ t: null }]);

@@ -54,7 +54,7 @@ describePg('postgres spool connections', () => {
     const unsafe = await startPostgres({ settings: { fsync: 'off' } });
     defer(() => unsafe.stop());
     const err = await rejectionWithin(checkServer(pool({ url: unsafe.passwordUrl }), unsafe.passwordUrl), 10_000);
-    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_UNAVAILABLE', message: expect.stringContaining('fsync = off') });
+    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_REFUSED', message: expect.stringContaining('fsync = off') });
     expect(err.message).not.toContain(unsafe.password);
   }, 60_000);
 

@@ -66,7 +66,7 @@ describePg('postgres spool migrations', () => {
     await pool.query(`INSERT INTO onward.onward_schema (version, name) VALUES ($1, 'from the future')`, [newer]);
 
     await expect(migrate(pool, 'onward')).rejects.toMatchObject({
-      code: 'ONWARD_ERR_SPOOL_UNAVAILABLE',
+      code: 'ONWARD_ERR_SPOOL_REFUSED',
       message: expect.stringContaining(`version ${String(newer)}, newer than this onward knows (${String(SCHEMA_VERSION)})`),
     });
     await expect(requireCurrentSchema(pool, 'onward')).rejects.toMatchObject({ message: expect.stringContaining('newer than this onward knows') });

@@ -47,7 +47,7 @@ describePg('postgres spool open', () => {
     await db.observer.query(`INSERT INTO onward.onward_schema (version, name) VALUES ($1, 'from the future')`, [SCHEMA_VERSION + 1]);
 
     const err: unknown = await openSpool(configFor(db.url, 'cfg-b'), { role: 'cli' }).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_UNAVAILABLE', message: expect.stringContaining('newer than this onward knows') });
+    expect(err).toMatchObject({ code: 'ONWARD_ERR_SPOOL_REFUSED', message: expect.stringContaining('newer than this onward knows') });
     expect(String((err as Error).message)).not.toContain(cluster().password);
   });
 });
