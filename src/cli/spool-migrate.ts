@@ -7,7 +7,6 @@
 import type { CommandModule } from 'yargs';
 import type { Config } from '../config/index.js';
 import { isRelayError } from '../errors.js';
-import { checkServer, createPool, migrate, redactText, redactUrl, schemaVersion, SCHEMA_VERSION } from '../spool/postgres/index.js';
 import { EXIT, loadConfigOrExit, type GlobalArgs } from './common.js';
 
 export const migrateCommand: CommandModule<GlobalArgs, GlobalArgs> = {
@@ -27,6 +26,8 @@ async function migrateSpool(config: Config): Promise<{ code: number; text: strin
     return { code: EXIT.ok, text: `the level backend (${spool.path}) has no schema to migrate; nothing to do` };
   }
   const url = spool.url;
+  // Loaded only here: every other command starts without the PostgreSQL driver.
+  const { checkServer, createPool, migrate, redactText, redactUrl, schemaVersion, SCHEMA_VERSION } = await import('../spool/postgres/index.js');
   // One connection: the migration is one transaction.
   const pool = createPool({ url, pool: 1, applicationName: 'onward spool migrate' });
   try {

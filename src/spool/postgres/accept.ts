@@ -94,9 +94,12 @@ export class AcceptBatcher {
 
   private async flush(): Promise<void> {
     try {
+      // Yield once first: `this.flushing` is assigned from this call, and a run that ended
+      // before its first await would clear it before the assignment, leaving a settled promise.
+      await Promise.resolve();
       while (this.queue.length > 0) {
         const batch = this.take();
-        await this.write(batch);
+        if (batch.length > 0) await this.write(batch);
       }
     } finally {
       this.flushing = null;
@@ -108,6 +111,9 @@ export class AcceptBatcher {
     let bytes = 0;
     while (this.queue.length > 0 && (batch.length === 0 || (this.options.groupCommit && bytes < MAX_BATCH_BYTES && batch.length < MAX_BATCH_MESSAGES))) {
       const next = this.queue.shift() as Pending;
+      // Already answered 451 at its deadline while it waited: the client retries, so writing
+      // it now could queue it twice (a message without a Message-ID has no dedup key).
+      if (next.answered) continue;
       batch.push(next);
       bytes += next.msg.body.length;
     }

@@ -3,7 +3,9 @@
  * (completeAttempt) or the delivery handed back (postpone). Both lock the message row
  * first, then write the delivery only `WHERE lease_epoch = <this node's claim>`: when
  * another node claimed it since, nothing is written and the caller gets
- * ONWARD_ERR_LEASE_LOST. Caller-clock times become delays applied on the database's now().
+ * ONWARD_ERR_LEASE_LOST. Both also raise the epoch, so a write repeated after its COMMIT's
+ * answer was lost finds no row (LEASE_LOST: already recorded) instead of applying twice.
+ * Caller-clock times become delays applied on the database's now().
  */
 import type pg from 'pg';
 import { RelayError } from '../../errors.js';
@@ -60,7 +62,8 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
       await client.query(
         `UPDATE ${ctx.s}.deliveries
          SET state = $3, due_at = CASE WHEN $4::float8 IS NULL THEN NULL ELSE now() + ${msInterval(4)} END,
-             recipients = $5::jsonb, delay_warned = $6, lease_owner = NULL, lease_expires_at = NULL
+             recipients = $5::jsonb, delay_warned = $6, lease_owner = NULL, lease_expires_at = NULL,
+             lease_epoch = lease_epoch + 1
          WHERE id = $1 AND lease_epoch = $2`,
         [deliveryId, epoch, updated.state, delayMs === null ? null : Math.max(0, delayMs), JSON.stringify(updated.recipients), updated.delayWarned],
       );
@@ -121,7 +124,8 @@ export async function postpone(ctx: PgContext, deliveryId: string, dueAt: number
         `UPDATE ${ctx.s}.deliveries
          SET state = CASE WHEN state = 'queued' THEN (CASE WHEN $3::float8 <= 0 THEN 'queued' ELSE 'deferred' END) ELSE state END,
              due_at = CASE WHEN state IN ('queued','deferred') AND $4::boolean THEN now() + ${msInterval(3)} END,
-             attempt_count = greatest(0, attempt_count - 1), lease_owner = NULL, lease_expires_at = NULL
+             attempt_count = greatest(0, attempt_count - 1), lease_owner = NULL, lease_expires_at = NULL,
+             lease_epoch = lease_epoch + 1
          WHERE id = $1 AND lease_epoch = $2
          RETURNING lane, state, due_at IS NOT NULL AS due`,
         [deliveryId, epoch, Math.max(0, delayMs), message.state !== 'deleted'],
@@ -131,8 +135,11 @@ export async function postpone(ctx: PgContext, deliveryId: string, dueAt: number
       await writeMessageState(client, ctx, queueId);
       if (row.due && delayMs <= 0) lane = row.lane;
     });
-  } finally {
-    ctx.leases.delete(deliveryId);
+  } catch (err) {
+    // A transient failure keeps the lease: the caller retries the hand-back under it.
+    if (err instanceof RelayError && err.code === 'ONWARD_ERR_LEASE_LOST') ctx.leases.delete(deliveryId);
+    throw err;
   }
+  ctx.leases.delete(deliveryId);
   if (lane !== null) ctx.due(lane);
 }

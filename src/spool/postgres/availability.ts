@@ -5,20 +5,32 @@
  * on the caller's behalf, so accepts fail fast and claims pause while down.
  */
 
-/** SQLSTATE classes and codes that say "the server is gone or not answering", not "your SQL is wrong". */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '57014', '53300', '08000', '08001', '08003', '08004', '08006', '08007', '08P01']);
-/** Node socket errors and pg's own client-side timeouts / terminations. */
+/** SQLSTATE codes that say "the server is gone or not answering", not "your SQL is wrong". */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '08000', '08001', '08003', '08004', '08006', '08007', '08P01']);
+/** Node socket errors and pg's own client-side terminations. */
 const UNAVAILABLE_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection ended|the database system is (shutting down|starting up|in recovery)/i;
+const UNAVAILABLE_MESSAGES = /Connection terminated|Client has encountered a connection error|Connection ended|the database system is (shutting down|starting up|in recovery)/i;
+/**
+ * Slowness that may be the server or may be this query (a lock wait, a big read) or a busy
+ * pool: statement timeout, pg's client-side query timeout, no free pooled connection in time.
+ * It marks the database down only when a ping of the server itself fails too.
+ */
+const SUSPECT_SQLSTATES = new Set(['57014']);
+const SUSPECT_MESSAGES = /timeout exceeded when trying to connect|Query read timeout/i;
 
-/** A failure meaning the database cannot be reached or did not answer in time. */
-export function isUnavailableError(err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_NODE_CODES.has(code))) return true;
-    if (UNAVAILABLE_MESSAGES.test(e.message)) return true;
-  }
+function someCause(err: unknown, test: (e: Error & { code?: unknown }) => boolean): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) if (test(e)) return true;
   return false;
+}
+
+/** A failure meaning the database cannot be reached. */
+export function isUnavailableError(err: unknown): boolean {
+  return someCause(err, (e) => (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) || UNAVAILABLE_MESSAGES.test(e.message));
+}
+
+/** A timeout that could be the server's or only this query's (see SUSPECT_SQLSTATES). */
+export function isSuspectError(err: unknown): boolean {
+  return someCause(err, (e) => (typeof e.code === 'string' && SUSPECT_SQLSTATES.has(e.code)) || SUSPECT_MESSAGES.test(e.message));
 }
 
 export const PING_INTERVAL_MS = 1000;
@@ -30,7 +42,7 @@ export class Availability {
   private stopped = false;
 
   constructor(
-    /** One cheap query (`SELECT 1`); it must not go through `track` itself. */
+    /** One cheap query (`SELECT 1`) on its own connection, not the pool's, bounded in time; it must not go through `track` itself. */
     private readonly ping: () => Promise<unknown>,
     private readonly changed: (available: boolean) => void,
   ) {}
@@ -47,7 +59,21 @@ export class Availability {
       return result;
     } catch (err) {
       if (isUnavailableError(err)) this.markDown();
+      else if (isSuspectError(err) && this.up) void this.verify();
       throw err;
+    }
+  }
+
+  /** After a suspect timeout: down only if the server itself does not answer a ping either. */
+  private async verify(): Promise<void> {
+    if (this.pinging) return;
+    this.pinging = true;
+    try {
+      await this.ping();
+    } catch {
+      this.markDown();
+    } finally {
+      this.pinging = false;
     }
   }
 

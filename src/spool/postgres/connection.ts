@@ -128,6 +128,21 @@ export async function checkServer(pool: pg.Pool, url: string): Promise<ServerFac
   return facts;
 }
 
+/** How long a liveness ping may take: connect and `SELECT 1` on a connection of its own. */
+export const PING_TIMEOUT_MS = 2000;
+
+/** Whether the server answers at all, on a fresh connection (a busy pool cannot make it fail). */
+export async function pingServer(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: PING_TIMEOUT_MS, query_timeout: PING_TIMEOUT_MS, application_name: 'onward ping' });
+  client.on('error', () => undefined); // a failure is the answer, reported by connect/query
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /** Anything that runs a query: the pool or one checked-out client (inside a transaction). */
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 

@@ -5,6 +5,7 @@
  * renewal that fails (database down) is retried at the next tick: a lease allows `lease` of silence.
  */
 import { msInterval, type PgContext } from './context.js';
+import { SingleFlight } from './single-flight.js';
 
 export const TAKEOVER_POLL_MS = 1000;
 
@@ -55,8 +56,8 @@ export interface LeaseKeeperOptions {
 export class LeaseKeeper {
   private renewTimer: NodeJS.Timeout | null = null;
   private takeoverTimer: NodeJS.Timeout | null = null;
-  private renewing: Promise<void> | null = null;
-  private takingOver: Promise<void> | null = null;
+  private readonly renewing = new SingleFlight();
+  private readonly takingOver = new SingleFlight();
 
   constructor(
     private readonly ctx: PgContext,
@@ -74,11 +75,11 @@ export class LeaseKeeper {
     if (this.takeoverTimer) clearInterval(this.takeoverTimer);
     this.renewTimer = null;
     this.takeoverTimer = null;
-    await Promise.all([this.renewing, this.takingOver]);
+    await Promise.all([this.renewing.inProgress, this.takingOver.inProgress]);
   }
 
   renewOnce(): Promise<void> {
-    this.renewing ??= (async () => {
+    return this.renewing.run(async () => {
       try {
         if (!this.options.available() || this.ctx.leases.size === 0) return;
         const snapshot = new Map(this.ctx.leases);
@@ -90,25 +91,20 @@ export class LeaseKeeper {
         }
       } catch (err) {
         this.ctx.logger?.warn({ err }, 'lease renewal failed; retrying at the next tick');
-      } finally {
-        this.renewing = null;
       }
-    })();
-    return this.renewing;
+    });
   }
 
   takeoverOnce(): Promise<void> {
-    this.takingOver ??= (async () => {
+    return this.takingOver.run(async () => {
       try {
         if (!this.options.available()) return;
         const lanes = await this.options.track(() => takeOverExpired(this.ctx));
         for (const lane of lanes) this.ctx.due(lane);
       } catch (err) {
         this.ctx.logger?.warn({ err }, 'takeover of expired leases failed; retrying at the next poll');
-      } finally {
-        this.takingOver = null;
       }
-    })();
-    return this.takingOver;
+    });
   }
+
 }

@@ -30,7 +30,7 @@ import { completeAttempt, postpone } from './attempts.js';
 import { Availability } from './availability.js';
 import { checkSpool } from './check.js';
 import { claimDue } from './claims.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, checkServer, createPool, redactText } from './connection.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, checkServer, createPool, pingServer, redactText } from './connection.js';
 import type { PgContext } from './context.js';
 import { PgJanitor } from './janitor.js';
 import { LeaseKeeper, TAKEOVER_POLL_MS, releaseOwnLeases } from './leases.js';
@@ -94,7 +94,7 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
       emit: (event, ...args) => (this.emit as (e: keyof SpoolEvents, ...a: unknown[]) => boolean)(event, ...args),
     };
     this.health = new Availability(
-      () => pool.query('SELECT 1'),
+      () => pingServer(options.url),
       (available) => {
         if (available) logger?.info({ node: options.nodeId }, 'spool database reachable again');
         else logger?.error({ node: options.nodeId }, 'spool database unreachable: accepts answer 451, deliveries pause');

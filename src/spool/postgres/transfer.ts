@@ -160,9 +160,13 @@ export async function forget(ctx: Ctx, queueId: string, asExported?: TransferIte
     const message = await lockMessage(db, ctx, queueId);
     if (!message) return 'absent';
     if (asExported) {
+      // Lock the delivery rows too: a claim locks only those (and skips locked ones), so
+      // without this a node could claim one between the check and the DELETE and deliver
+      // from the source while the target delivers the copy. Any lease at all, even an
+      // expired one nobody has taken over, means an attempt may be running.
+      const leased = await db.query<{ leased: boolean }>(`SELECT lease_owner IS NOT NULL AS leased FROM ${s}.deliveries WHERE queue_id = $1 FOR UPDATE`, [queueId]);
       const deliveries = await readDeliveries(db, ctx, queueId);
-      const leased = await db.query(`SELECT 1 FROM ${s}.deliveries d WHERE d.queue_id = $1 AND ${liveLease('d')} LIMIT 1`, [queueId]);
-      if ((leased.rowCount ?? 0) > 0 || !unchangedSinceExport(asExported, message, deliveries)) return 'changed';
+      if (leased.rows.some((r) => r.leased) || !unchangedSinceExport(asExported, message, deliveries)) return 'changed';
     }
     if (message.dedupKey) await db.query(`DELETE FROM ${s}.dedup_keys WHERE key = $1 AND queue_id = $2`, [message.dedupKey, queueId]);
     await db.query(`DELETE FROM ${s}.messages WHERE id = $1`, [queueId]);

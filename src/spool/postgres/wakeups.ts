@@ -6,6 +6,7 @@
  */
 import pg from 'pg';
 import type { PgContext } from './context.js';
+import { SingleFlight } from './single-flight.js';
 
 export const DUE_CHANNEL = 'onward_due';
 export const NOTIFY_COALESCE_MS = 20;
@@ -176,7 +177,7 @@ export interface DuePollerOptions {
 export class DuePoller {
   private timer: NodeJS.Timeout | null = null;
   private readonly armed = new Map<string, NodeJS.Timeout>();
-  private polling: Promise<void> | null = null;
+  private readonly polling = new SingleFlight();
 
   constructor(private readonly options: DuePollerOptions) {}
 
@@ -185,18 +186,15 @@ export class DuePoller {
   }
 
   pollOnce(): Promise<void> {
-    this.polling ??= (async () => {
+    return this.polling.run(async () => {
       try {
         if (!this.options.available()) return;
         const lanes = await this.options.lanes();
         await Promise.all(lanes.map(async (lane) => this.arm(lane, await this.options.nextDueIn(lane))));
       } catch (err) {
         this.options.logger?.debug({ err }, 'polling the spool for due lanes failed; trying again at the next poll');
-      } finally {
-        this.polling = null;
       }
-    })();
-    return this.polling;
+    });
   }
 
   private arm(lane: string, inMs: number | null): void {
@@ -220,6 +218,6 @@ export class DuePoller {
     this.timer = null;
     for (const t of this.armed.values()) clearTimeout(t);
     this.armed.clear();
-    await this.polling;
+    await this.polling.inProgress;
   }
 }

@@ -52,7 +52,8 @@ describePg('postgres spool leases', () => {
     expect(late).toMatchObject({ code: 'ONWARD_ERR_LEASE_LOST' });
 
     const row = await db.observer.query(`SELECT state, lease_owner, lease_epoch, recipients->0->>'lastError' AS last FROM onward.deliveries WHERE id = $1`, [claimedByA!.delivery.id]);
-    expect(row.rows).toEqual([{ state: 'delivered', lease_owner: null, lease_epoch: '2', last: 'HTTP 200 by B' }]);
+    // B's claim raised the epoch to 2, B's completion to 3 (a repeated write finds no row).
+    expect(row.rows).toEqual([{ state: 'delivered', lease_owner: null, lease_epoch: '3', last: 'HTTP 200 by B' }]);
     const attempts = await db.observer.query(`SELECT n, lease_epoch, node, reply FROM onward.attempts WHERE delivery_id = $1 ORDER BY n`, [claimedByA!.delivery.id]);
     expect(attempts.rows).toEqual([{ n: 1, lease_epoch: '2', node: 'node-b', reply: 'HTTP 200 by B' }]);
     const m = await db.observer.query(`SELECT state, finished_at IS NOT NULL AS finished, (SELECT count(*) FROM onward.bodies WHERE queue_id = $1)::int AS bodies FROM onward.messages WHERE id = $1`, [msg.queueId]);
@@ -117,10 +118,15 @@ describePg('postgres spool leases', () => {
     ]);
   });
 
-  it('keeps a renewed lease past its lease time while its holder lives', async () => {
+  it('keeps a renewed lease past its lease time while its holder lives, also when it claims after idle ticks', async () => {
     const db = await freshSpoolDb(cluster(), 'lease', defer);
     const a = await db.open({ leaseMs: 600, nodeId: 'node-a' });
     const b = await db.open({ leaseMs: 600, nodeId: 'node-b' });
+    const dbNow = async (): Promise<number> => (await db.observer.query<{ now: number }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now`)).rows[0]!.now;
+    // Idle first, for several renewal ticks (every lease / 3) with nothing to renew and
+    // several takeover polls: ticks that find nothing to do must not stop the keeper.
+    const openedAt = await dbNow();
+    await waitForValue(dbNow, (now) => now > openedAt + 2 * 600 + 1000, 10_000, 'idle ticks to pass');
     const msg = newMessage();
     await a.accept(msg);
     const [claimed] = await a.claimDue('hooks', Date.now(), 1);
