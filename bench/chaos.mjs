@@ -21,13 +21,22 @@
  *   node bench/chaos.mjs                                  # 20,000 messages, 20 connections, 10 kills
  *   node bench/chaos.mjs --messages 1000 --connections 10 --kills 3 --seed 1
  *   node bench/chaos.mjs --minutes 10                     # soak: steady rate, RSS / fd samples
+ *   node bench/chaos.mjs --backend postgres --nodes 3 --messages 3000 --kills 3 --db-restarts 2
  *
  * Options: --messages N (default 20000) · --connections C (20) · --kills K (10; 0 in soak mode) ·
  * --seed S (random, printed) · --fail F (share of downstream requests that fail, 0.2) ·
  * --minutes M (soak mode: a steady --rate for M minutes instead of a fixed count) ·
  * --rate R (messages/s; soak default 50, count mode unthrottled) · --drain-timeout S (600) ·
  * --size B (message size, 1024) · --json FILE (write the results) · --keep (keep the temp dir) ·
- * --quiet (no progress lines).
+ * --quiet (no progress lines) · --backend level|postgres (level) · --nodes N (postgres only; 3) ·
+ * --db-restarts N (postgres only; 2 in count mode, 0 in soak mode).
+ * With `--backend postgres` the harness starts a throwaway PostgreSQL (bench/lib/postgres.mjs,
+ * the one the test suites use) and N `onward serve` nodes on it (same url and schema, own nodeId
+ * and ports, `spool.lease` 3s). Clients are spread over the nodes and are smart: a message whose
+ * session broke or that got a 4xx is tried again on another node, a planned resubmission goes to
+ * another node than the one that acknowledged it. Kills hit a random node (own random stream);
+ * `--db-restarts` crash-restarts PostgreSQL itself under load (`pg_ctl stop -m immediate`, a
+ * moment down, start). At the end the database must hold no delivery leased or unfinished.
  * Soak mode samples the relay's RSS (/proc/PID/status VmRSS) and open fds (/proc/PID/fd) every
  * 5 s and reports start / end / max and whether the floor of the series rises (a leak) or not.
  * On a failure the temp dir (spool, config, relay.log) is kept and named in the output.
@@ -66,7 +75,8 @@ async function main() {
   };
   log(
     `seed ${opts.seed}: ${opts.soak ? `soak ${opts.minutes} min at ${opts.rate} msgs/s (${opts.messages} messages)` : `${opts.messages} messages`}, ` +
-      `${opts.connections} connections, ${opts.kills} kills, fail ${opts.fail}`,
+      `${opts.connections} connections, ${opts.kills} kills, fail ${opts.fail}` +
+      (opts.backend === 'postgres' ? `; postgres, ${opts.nodes} nodes, ${opts.dbRestarts} database restarts` : ''),
   );
 
   // Hangs last longer than the targets' timeouts (hooks 1s, mx 2s).
@@ -76,7 +86,7 @@ async function main() {
     bounce: await startBounceSink(),
   };
   const dir = await mkdtemp(join(tmpdir(), 'onward-chaos-'));
-  const cluster = await Cluster.create({ dir, sinks });
+  const cluster = await Cluster.create({ dir, sinks, opts });
   const plans = new MessagePlans(opts.seed, opts.size);
   const ledger = new Ledger();
   const scheduler = new KillScheduler({ cluster, opts, rng: rngStream(opts.seed, 'kills'), ledger, log, startedAt });
@@ -87,7 +97,8 @@ async function main() {
   const abort = () => {
     scheduler.stopping = true;
     cluster.killNow();
-    process.exit(2);
+    void cluster.closeDatabase({ keep: false }).finally(() => process.exit(2));
+    setTimeout(() => process.exit(2), 5000).unref();
   };
   process.once('SIGINT', abort);
   process.once('SIGTERM', abort);
@@ -106,6 +117,7 @@ async function main() {
   let finalStop = null;
   let finalStats = null;
   let verdict = null;
+  let leftovers = null;
   try {
     await cluster.start();
     const load = new Load(opts, plans, ledger, loadBudgetMs);
@@ -117,7 +129,7 @@ async function main() {
       log(progressLine({ opts, ledger, sinks, open, kills: scheduler.kills.length, sample: sampler.latest() }));
     }, 3000);
 
-    const killer = scheduler.duringLoad(load);
+    const killer = Promise.all([scheduler.duringLoad(load), scheduler.dbRestartsDuringLoad(load)]);
     await load.run(cluster.submitPorts);
     await killer;
     await scheduler.settled();
@@ -163,6 +175,10 @@ async function main() {
       ledger.failures.push(`spool stats --json failed: ${fs.stderr.slice(0, 500)}`);
     }
     if (finalStats && openMessages(finalStats) !== 0) ledger.failures.push(`spool not empty of due work after the drain: ${JSON.stringify(finalStats.states)}`);
+    if (cluster.db !== null) {
+      leftovers = await cluster.leftovers();
+      if (leftovers.leased !== 0 || leftovers.unfinished !== 0) ledger.failures.push(`database holds deliveries after the final stop: ${JSON.stringify(leftovers)}`);
+    }
     verdict = verify(plans, plans.list.length, sinks.http.ds, sinks.smtp.ds, sinks.bounce.dsns);
   } catch (err) {
     harnessError = err;
@@ -177,13 +193,15 @@ async function main() {
   }
 
   if (harnessError) {
-    console.error(`chaos: harness error: ${harnessError.stack ?? harnessError}\nrelay output tail:\n${cluster.tail}\nkept ${dir}`);
+    await cluster.closeDatabase({ keep: true });
+    console.error(`chaos: harness error: ${harnessError.stack ?? harnessError}\nrelay output tail:\n${cluster.tail}\nkept ${dir}${cluster.db ? ` and ${cluster.db.dir}` : ''}`);
     process.exit(2);
   }
 
   const judgement = judge({ ledger, verdict, crashes: cluster.crashes, spoolChecks: scheduler.spoolChecks });
+  await cluster.closeDatabase({ keep: !judgement.pass || opts.keep });
   times.total = (Date.now() - startedAt) / 1000;
-  const results = buildResults({ opts, ledger, plans, verdict, judgement, sinks, scheduler, cluster, finalStop, finalStats, times, sampler, dir });
+  const results = buildResults({ opts, ledger, plans, verdict, judgement, sinks, scheduler, cluster, finalStop, finalStats, leftovers, times, sampler, dir });
   printSummary(results, judgement.failures);
   if (opts.json) await writeFile(opts.json, JSON.stringify(results, null, 2) + '\n');
   if (judgement.pass && !opts.keep) await rm(dir, { recursive: true, force: true });

@@ -7,6 +7,14 @@
 //                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
 //                      [--cpu-prof DIR]   (relay runs under node --cpu-prof; summarise with
 //                                          node bench/profile-summary.mjs DIR/*.cpuprofile)
+//                      [--backend postgres [--nodes N]]
+//
+// --backend postgres: the same rows on a throwaway PostgreSQL (bench/lib/postgres.mjs) with one
+// node, and with N nodes (clients spread over them) when --nodes N > 1, beside the LevelDB
+// baseline measured in the same invocation; prints postgres ÷ level ratios and, per message,
+// what the database paid: transactions committed (pg_stat_database.xact_commit), WAL bytes
+// (pg_current_wal_lsn) and WAL fsyncs (pg_stat_wal.wal_sync). Default rows then:
+// 4k-reuse,4k-http,latency. Nodes, PostgreSQL and the load share the machine's cores.
 //
 // Load: smtp-source / smtp-sink (Debian package postfix) when installed, else the Node load
 // generator and sink in bench/lib with the same semantics. Acceptance latency (end of DATA →
@@ -17,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runLoad } from './lib/loadgen.mjs';
+import { dbCounters, perMessage, startBenchPostgres } from './lib/pg-bench.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -26,7 +35,12 @@ const opt = (name, def) => {
 };
 const quick = args.includes('--quick');
 const REPS = Number(opt('reps', quick ? 1 : 3));
-const ROWS = opt('rows', '4k-conn,4k-reuse,100k,4k-http,latency').split(',');
+const BACKEND = opt('backend', 'level');
+if (BACKEND !== 'level' && BACKEND !== 'postgres') throw new Error('--backend must be level or postgres');
+const NODES = Number(opt('nodes', 1));
+if (!(Number.isInteger(NODES) && NODES >= 1 && NODES <= 5)) throw new Error('--nodes must be an integer in 1..5');
+if (NODES > 1 && BACKEND !== 'postgres') throw new Error('--nodes needs --backend postgres (one LevelDB belongs to one process)');
+const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,4k-http,latency' : '4k-conn,4k-reuse,100k,4k-http,latency').split(',');
 const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
 const GROUP_COMMIT = !args.includes('--no-group-commit');
 const CPU_PROF_DIR = opt('cpu-prof', null);
@@ -111,23 +125,29 @@ async function startSink(kind) {
   };
 }
 
-function relayConfig(dir, target) {
+/** The spool section (and nodeId) of node `k` of `variant` (level: one node, its own LevelDB). */
+function spoolYaml(dir, variant, k) {
+  if (variant.backend === 'level') return `spool: { path: ${join(dir, 'spool')}, minFreeDisk: 1GB, groupCommit: ${GROUP_COMMIT} }`;
+  return `nodeId: bench-${k + 1}\nspool: { backend: postgres, url: "${variant.url}", pool: 10 }`;
+}
+
+function relayConfig(dir, target, variant = { backend: 'level' }, k = 0) {
   const targetYaml =
     target === 'http'
       ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw, concurrency: 32, timeout: 10s }`
       : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink}, pool: { maxConnections: 20, maxMessagesPerConnection: 1000 }, concurrency: 20 }`;
-  const file = join(dir, 'bench.yaml');
+  const file = join(dir, k === 0 ? 'bench.yaml' : `bench-${k + 1}.yaml`);
   writeFileSync(
     file,
-    `listen: [{ host: 127.0.0.1, port: ${PORTS.relay} }]
+    `listen: [{ host: 127.0.0.1, port: ${PORTS.relay + k} }]
 hostname: onward-bench.localdomain
 limits: { maxConnectionsPerIp: 200, maxConnections: 400 }
-spool: { path: ${join(dir, 'spool')}, minFreeDisk: 1GB, groupCommit: ${GROUP_COMMIT} }
+${spoolYaml(dir, variant, k)}
 retry: { schedule: [1s, 5s], jitter: 0.1 }
 targets:
   sink: ${targetYaml}
 routes: [{ match: "*", target: sink }]
-admin: { host: 127.0.0.1, port: ${PORTS.admin} }
+admin: { host: 127.0.0.1, port: ${PORTS.admin + k} }
 log: { level: info }
 `,
   );
@@ -147,16 +167,20 @@ function procSample(pid) {
   }
 }
 
-async function startRelay(dir, target) {
-  const config = relayConfig(dir, target);
+async function startRelay(dir, target, variant, k = 0) {
+  const config = relayConfig(dir, target, variant, k);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
   const child = track(spawn(process.execPath, [...profile, join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
-  await waitForPort(PORTS.relay);
+  await waitForPort(PORTS.relay + k, 60);
   return child;
 }
 
-async function sourceLoad({ msgs, size, reuse }) {
-  if (!HAVE_POSTFIX_TOOLS) return runLoad({ port: PORTS.relay, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
+/** The relay ports of a variant's nodes. */
+const relayPorts = (variant) => Array.from({ length: variant.nodes }, (_, k) => PORTS.relay + k);
+
+async function sourceLoad({ msgs, size, reuse, ports = [PORTS.relay] }) {
+  // smtp-source talks to one address: a cluster gets the Node generator, sessions spread over the nodes.
+  if (!HAVE_POSTFIX_TOOLS || ports.length > 1) return runLoad({ ports, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
   const flags = ['-4', '-s', '20', '-l', String(size), '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', '-M', 'bench-client', '-m', String(msgs)];
   if (reuse) flags.push('-d');
   // Asynchronous, so progress, the memory sampler and the sink counter keep running meanwhile.
@@ -167,26 +191,37 @@ async function sourceLoad({ msgs, size, reuse }) {
   return { sent: status === 0 ? msgs : 0, failed: status === 0 ? 0 : 1 };
 }
 
-async function measureRow(name) {
+const LEVEL = { name: 'level', backend: 'level', nodes: 1 };
+
+async function measureRow(name, variant = LEVEL) {
   const def = ROW_DEFS[name];
   const msgs = Math.max(200, Math.round(def.msgs * SCALE));
   const dir = mkdtempSync(join(tmpdir(), 'onward-bench-'));
-  const relay = await startRelay(dir, def.target);
+  // postgres: a fresh database per row, so no row inherits another's tables and dead tuples.
+  if (variant.backend === 'postgres') variant = { ...variant, url: await variant.pg.createDatabase(`bench_${name.replace(/\W/g, '_')}_${variant.nodes}`) };
+  const ports = relayPorts(variant);
+  const relays = [];
+  for (let k = 0; k < variant.nodes; k++) relays.push(await startRelay(dir, def.target, variant, k));
+  const sampleAll = () => {
+    const all = relays.map((r) => procSample(r.pid));
+    return all.includes(null) ? null : all.reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss, ticks: a.ticks + b.ticks }));
+  };
   const reps = [];
   try {
     // Warm-up (JIT, pools), not measured.
     let sink = await startSink(def.target);
-    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse });
+    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse, ports });
     for (let i = 0; i < 600 && sink.count() < 500; i++) await sleep(50);
     await sink.stop();
     for (let rep = 1; rep <= REPS; rep++) {
       sink = await startSink(def.target);
-      await sleep(1000);
-      const before = procSample(relay.pid);
+      await sleep(variant.backend === 'postgres' ? 1500 : 1000); // postgres: the warm-up's statistics are flushed
+      const dbBefore = variant.backend === 'postgres' ? await dbCounters(variant.pg, variant.url) : null;
+      const before = sampleAll();
       let peakRss = before?.rss ?? 0;
       let peakPss = before?.pss ?? 0;
       const sampler = setInterval(() => {
-        const s = procSample(relay.pid);
+        const s = sampleAll();
         if (s) {
           peakRss = Math.max(peakRss, s.rss);
           peakPss = Math.max(peakPss, s.pss);
@@ -195,15 +230,20 @@ async function measureRow(name) {
       const t0 = performance.now();
       const ticker = setInterval(() => progress(`${name} rep ${rep}/${REPS}: ${sink.count()}/${msgs} delivered, ${((performance.now() - t0) / 1000).toFixed(0)} s`), 500);
       const load = def.latency
-        ? await runLoad({ port: PORTS.relay, messages: msgs, size: def.size, sessions: 20, reuse: def.reuse, deadlineMs: MAX_REP_SECONDS * 1000 })
-        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse });
+        ? await runLoad({ ports, messages: msgs, size: def.size, sessions: 20, reuse: def.reuse, deadlineMs: MAX_REP_SECONDS * 1000 })
+        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse, ports });
       const t1 = performance.now();
       while (sink.count() < msgs && performance.now() - t0 < MAX_REP_SECONDS * 1000) await sleep(20);
       const t2 = performance.now();
       clearInterval(ticker);
       clearInterval(sampler);
-      const after = procSample(relay.pid);
+      const after = sampleAll();
       const cpuPct = before && after ? (((after.ticks - before.ticks) / 100) * 100) / ((t2 - t0) / 1000) : null;
+      let db = null;
+      if (dbBefore) {
+        await sleep(1500); // backends flush their statistics at most once a second
+        db = perMessage(dbBefore, await dbCounters(variant.pg, variant.url), sink.count());
+      }
       await sink.stop();
       reps.push({
         rep,
@@ -217,21 +257,23 @@ async function measureRow(name) {
         peakRssMb: peakRss / 1024,
         peakPssMb: peakPss / 1024,
         relayCpuPct: cpuPct,
+        ...(db ? { dbXactPerMsg: db.xactPerMsg, dbWalBytesPerMsg: db.walBytesPerMsg, dbWalSyncsPerMsg: db.walSyncsPerMsg } : {}),
       });
       progress('');
       process.stderr.write(`${name} rep ${rep}: accept ${reps.at(-1).acceptMsgS.toFixed(0)} msg/s, e2e ${reps.at(-1).e2eMsgS.toFixed(0)} msg/s\n`);
       await sleep(2000);
     }
   } finally {
-    relay.kill('SIGTERM');
-    await new Promise((r) => (relay.exitCode !== null ? r() : relay.once('exit', r)));
+    for (const r of relays) r.kill('SIGTERM');
+    await Promise.all(relays.map((r) => new Promise((done) => (r.exitCode !== null || r.signalCode !== null ? done() : r.once('exit', done)))));
     rmSync(dir, { recursive: true, force: true });
   }
   const med = (k) => {
     const v = reps.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);
     return v.length ? v[Math.floor(v.length / 2)] : null;
   };
-  return { name, label: def.label, msgs, size: def.size, sessions: 20, reuse: def.reuse, target: def.target, reps, median: Object.fromEntries(['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct'].map((k) => [k, med(k)])) };
+  const keys = ['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct', ...(variant.backend === 'postgres' ? ['dbXactPerMsg', 'dbWalBytesPerMsg', 'dbWalSyncsPerMsg'] : [])];
+  return { name, variant: variant.name, label: def.label, msgs, size: def.size, sessions: 20, reuse: def.reuse, target: def.target, reps, median: Object.fromEntries(keys.map((k) => [k, med(k)])) };
 }
 
 function comparePeer(peer, row) {
@@ -256,9 +298,15 @@ function comparePeer(peer, row) {
 const fmt = (n, d = 0) => (n === null || n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
 
 const results = { startedAt: new Date().toISOString(), node: process.version, loadTools: HAVE_POSTFIX_TOOLS ? 'smtp-source/smtp-sink' : 'node', groupCommit: GROUP_COMMIT, reps: REPS, rows: [], peers: {} };
+// --backend postgres: the same rows on PostgreSQL (1 node, and N nodes), beside the level baseline.
+const pg = BACKEND === 'postgres' ? await startBenchPostgres() : null;
+const PG_VARIANTS = pg === null ? [] : [1, ...(NODES > 1 ? [NODES] : [])].map((n) => ({ name: `postgres ×${n}`, backend: 'postgres', nodes: n, pg }));
+if (pg !== null) process.on('exit', () => pg.kill());
+if (pg !== null) results.postgres = { rows: [], nodes: NODES, cores: (await import('node:os')).availableParallelism() };
 for (const row of ROWS) {
   if (!ROW_DEFS[row]) throw new Error(`unknown row ${row}`);
   results.rows.push(await measureRow(row));
+  for (const variant of PG_VARIANTS) results.postgres.rows.push(await measureRow(row, variant));
   for (const peer of COMPARE) {
     if (ROW_DEFS[row].target !== 'smtp' || ROW_DEFS[row].latency) continue;
     (results.peers[peer] ??= {})[row] = comparePeer(peer, row);
@@ -285,6 +333,22 @@ for (const peer of COMPARE) {
     }
     console.log(`| ${r.name} | ${fmt(p.acceptMsgS)} | ${fmt(p.e2eMsgS)} | ${fmt(p.peakPssMb)} | ${fmt(r.median.acceptMsgS / p.acceptMsgS, 2)}× | ${fmt(r.median.e2eMsgS / p.e2eMsgS, 2)}× |`);
   }
+}
+if (pg !== null) {
+  console.log(`\nonward on PostgreSQL vs LevelDB (same invocation; ${results.postgres.cores} cores shared by the nodes, PostgreSQL and the load: read the ratios)\n`);
+  const h = ['row', 'spool', 'accept msg/s', 'e2e msg/s', 'p99 ms', 'accept ÷ level', 'e2e ÷ level', 'p99 ÷ level', 'relay CPU %', 'xact/msg', 'WAL bytes/msg', 'WAL fsyncs/msg'];
+  console.log(`| ${h.join(' | ')} |\n|${h.map(() => '---').join('|')}|`);
+  for (const base of results.rows) {
+    const b = base.median;
+    console.log(`| ${base.name} | level | ${fmt(b.acceptMsgS)} | ${fmt(b.e2eMsgS)} | ${fmt(b.p99, 1)} | 1.00 | 1.00 | 1.00 | ${fmt(b.relayCpuPct)} | | | |`);
+    for (const r of results.postgres.rows.filter((x) => x.name === base.name)) {
+      const m = r.median;
+      console.log(
+        `| ${r.name} | ${r.variant} | ${fmt(m.acceptMsgS)} | ${fmt(m.e2eMsgS)} | ${fmt(m.p99, 1)} | ${fmt(m.acceptMsgS / b.acceptMsgS, 2)} | ${fmt(m.e2eMsgS / b.e2eMsgS, 2)} | ${fmt(m.p99 / b.p99, 2)} | ${fmt(m.relayCpuPct)} | ${fmt(m.dbXactPerMsg, 2)} | ${fmt(m.dbWalBytesPerMsg)} | ${fmt(m.dbWalSyncsPerMsg, 2)} |`,
+      );
+    }
+  }
+  await pg.stop();
 }
 const out = opt('json', join(ROOT, 'bench', 'results', `bench-${results.startedAt.replace(/[:.]/g, '-')}.json`));
 mkdirSync(dirname(out), { recursive: true });

@@ -24,6 +24,7 @@ export class Ledger {
     this.uncertainErrors = 0;
     this.earlyErrors = 0;
     this.connectFailures = 0;
+    this.otherNode = 0; // tries sent to another node than the one the message last met (several nodes)
     this.failures = [];
   }
 

@@ -1,6 +1,9 @@
 // The load: a job queue (fresh messages, retries, resubmissions) shared by the client workers,
 // one SMTP connection each. Workers are spread over the cluster's submit ports in turn; with
-// one node they all submit to it. What each answer means goes into the Ledger.
+// one node they all submit to it. With several nodes the client is a smart one: a message whose
+// session broke, whose node was down or that got a 4xx is tried again on another node, and a
+// planned resubmission goes to another node than the one that acknowledged it (cross-node
+// dedup). What each answer means goes into the Ledger.
 import { sleep } from '../lib/net.mjs';
 import { between, rngStream } from './random.mjs';
 import { ConnError, SmtpClient, transact } from './smtp-client.mjs';
@@ -16,6 +19,7 @@ export class Load {
     this.resubmits = []; // { plan, at }
     this.inFlight = 0;
     this.rng = rngStream(opts.seed, 'load');
+    this.failoverRng = rngStream(opts.seed, 'failover'); // its own stream: one node draws nothing
     this.stopFresh = false;
     this.finished = false;
     this.startedAt = Date.now();
@@ -24,7 +28,7 @@ export class Load {
 
   /** Runs `opts.connections` workers over `ports` until the load is done (soak: fresh messages stop after `opts.minutes`). */
   async run(ports) {
-    const workers = Array.from({ length: this.opts.connections }, (_, k) => this.worker(ports[k % ports.length]));
+    const workers = Array.from({ length: this.opts.connections }, (_, k) => this.worker(ports[k % ports.length], ports));
     const stopTimer = this.opts.soak ? setTimeout(() => (this.stopFresh = true), this.opts.minutes * 60_000) : null;
     await Promise.all(workers);
     clearTimeout(stopTimer);
@@ -51,19 +55,30 @@ export class Load {
     return null;
   }
 
-  retryLater(job, delayMs) {
-    this.retries.push({ plan: job.plan, kind: job.kind === 'first' ? 'retry' : job.kind, at: Date.now() + delayMs, afterUncertain: job.afterUncertain });
+  /** `lastPort`: the node the job last met (a retry goes elsewhere when there is elsewhere). */
+  retryLater(job, delayMs, lastPort) {
+    this.retries.push({ plan: job.plan, kind: job.kind === 'first' ? 'retry' : job.kind, at: Date.now() + delayMs, afterUncertain: job.afterUncertain, lastPort });
   }
 
-  /** Acts on the ledger's reading of an answer (see Ledger.answered). */
-  follow(job, next) {
-    if (next === 'retry') this.retryLater(job, between(this.rng, 100, 500));
-    else if (next === 'retry-resubmission') this.retryLater(job, 200);
-    else if (next === 'resubmit') this.resubmits.push({ plan: job.plan, at: Date.now() + between(this.rng, 100, 3000) });
+  /** Acts on the ledger's reading of an answer (see Ledger.answered) from the node at `port`. */
+  follow(job, next, port) {
+    if (next === 'retry') this.retryLater(job, between(this.rng, 100, 500), port);
+    else if (next === 'retry-resubmission') this.retryLater(job, 200, port);
+    else if (next === 'resubmit') this.resubmits.push({ plan: job.plan, at: Date.now() + between(this.rng, 100, 3000), lastPort: port });
   }
 
-  async worker(port) {
-    let client = null;
+  /** The node for `job`: the worker's own, or (several nodes, the job met one already) another one. */
+  portFor(job, home, ports) {
+    if (ports.length === 1 || job.lastPort === undefined) return home;
+    const from = ports.indexOf(job.lastPort);
+    const port = ports[(from + 1 + Math.floor(this.failoverRng() * (ports.length - 1))) % ports.length];
+    this.ledger.otherNode += 1;
+    return port;
+  }
+
+  /** One client: its own node's connection, and one per other node it was sent to (smart client). */
+  async worker(home, ports) {
+    const clients = new Map(); // port → SmtpClient
     let backoff = 50;
     for (;;) {
       const job = this.take();
@@ -73,16 +88,19 @@ export class Load {
         continue;
       }
       this.inFlight += 1;
+      const port = this.portFor(job, home, ports);
       try {
+        let client = clients.get(port);
         if (!client || client.dead) {
           try {
             client = await SmtpClient.connect(port);
+            clients.set(port, client);
             backoff = 50;
           } catch {
             // Relay down (killed, restarting): nothing was sent; try again shortly.
             this.ledger.connectFailures += 1;
-            this.retries.push({ ...job, at: Date.now() + backoff });
-            client = null;
+            this.retries.push({ ...job, at: Date.now() + backoff, lastPort: port });
+            clients.delete(port);
             backoff = Math.min(backoff * 2, 400);
             await sleep(backoff);
             continue;
@@ -94,21 +112,21 @@ export class Load {
           const reply = await transact(client, plan, this.plans.raw(plan));
           if (reply.code === 421) {
             client.destroy();
-            client = null;
+            clients.delete(port);
           }
-          this.follow(job, this.ledger.answered(job, reply));
+          this.follow(job, this.ledger.answered(job, reply), port);
         } catch (err) {
-          client?.destroy();
-          client = null;
+          client.destroy();
+          clients.delete(port);
           if (!(err instanceof ConnError)) throw err;
           if (this.ledger.broken(plan, err.afterDot)) {
-            this.retryLater({ ...job, afterUncertain: job.afterUncertain || err.afterDot }, between(this.rng, 100, 400));
+            this.retryLater({ ...job, afterUncertain: job.afterUncertain || err.afterDot }, between(this.rng, 100, 400), port);
           }
         }
       } finally {
         this.inFlight -= 1;
       }
     }
-    client?.destroy();
+    for (const client of clients.values()) client.destroy();
   }
 }

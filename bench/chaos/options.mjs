@@ -4,7 +4,8 @@ export function usage(problem) {
   console.error(
     `chaos: ${problem}\n` +
       'usage: node bench/chaos.mjs [--messages N] [--connections C] [--kills K] [--seed S] [--fail F]\n' +
-      '                            [--minutes M] [--rate R] [--drain-timeout S] [--size B] [--json FILE] [--keep] [--quiet]',
+      '                            [--minutes M] [--rate R] [--drain-timeout S] [--size B] [--json FILE] [--keep] [--quiet]\n' +
+      '                            [--backend level|postgres] [--nodes N] [--db-restarts N]',
   );
   process.exit(2);
 }
@@ -23,6 +24,9 @@ export function parseArgs(argv) {
     json: null,
     keep: false,
     quiet: false,
+    backend: 'level',
+    nodes: null,
+    dbRestarts: null,
   };
   const rest = [...argv];
   const num = (arg, v) => {
@@ -47,6 +51,9 @@ export function parseArgs(argv) {
       case '--json': opts.json = value(); if (!opts.json) usage('--json needs a file name'); break;
       case '--keep': opts.keep = true; break;
       case '--quiet': opts.quiet = true; break;
+      case '--backend': opts.backend = value(); break;
+      case '--nodes': opts.nodes = num(flag, value()); break;
+      case '--db-restarts': opts.dbRestarts = num(flag, value()); break;
       case '--help': case '-h': usage('help');
       // falls through (usage exits)
       default: usage(`unknown argument ${arg}`);
@@ -65,7 +72,14 @@ export function parseArgs(argv) {
   if (opts.rate !== null && !(opts.rate > 0 && opts.rate <= 100_000)) usage('--rate must be in (0, 100000]');
   if (!(opts.drainTimeout > 0 && opts.drainTimeout <= 24 * 3600)) usage('--drain-timeout must be in (0, 86400]');
   int('size', opts.size, 512, 60 * 1024);
+  if (opts.backend !== 'level' && opts.backend !== 'postgres') usage('--backend must be level or postgres');
+  const postgres = opts.backend === 'postgres';
+  // One LevelDB belongs to one process: several nodes (and a database to restart) need postgres.
+  opts.nodes ??= postgres ? 3 : 1;
+  int('nodes', opts.nodes, 1, postgres ? 9 : 1);
+  if (opts.dbRestarts !== null) int('db-restarts', opts.dbRestarts, 0, postgres ? 100 : 0);
   opts.soak = opts.minutes !== null;
+  opts.dbRestarts ??= postgres && !opts.soak ? 2 : 0;
   opts.kills ??= opts.soak ? 0 : 10;
   if (opts.soak) {
     opts.rate ??= 50;

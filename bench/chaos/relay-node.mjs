@@ -28,7 +28,8 @@ function runNode(args, timeoutMs) {
 
 /** One relay process; `onCrash` (set by the kill scheduler) hears of exits that were not ours. */
 export class RelayNode {
-  constructor({ configPath, smtpPort, adminPort, logPath }) {
+  constructor({ configPath, smtpPort, adminPort, logPath, nodeId = null }) {
+    this.nodeId = nodeId; // postgres: the node's id in the cluster; level: null
     this.configPath = configPath;
     this.smtpPort = smtpPort;
     this.adminPort = adminPort;
@@ -127,7 +128,7 @@ export class RelayNode {
     return runNode([BIN, ...args, '--config', this.configPath], timeoutMs);
   }
 
-  /** `onward spool check --json` while the relay is down (the CLI opens the LevelDB itself). */
+  /** `onward spool check --json` (level: while the relay is down, the CLI opens the LevelDB itself; postgres: the shared spool, live). */
   async spoolCheck() {
     const r = await this.cli(['spool', 'check', '--json']);
     let report = null;

@@ -22,13 +22,25 @@ export function progressLine({ opts, ledger, sinks, open, kills, sample }) {
 const seconds = (s) => (s === null ? null : Number(s.toFixed(1)));
 
 /** The `--json` document. */
-export function buildResults({ opts, ledger, plans, verdict, judgement, sinks, scheduler, cluster, finalStop, finalStats, times, sampler, dir }) {
+export function buildResults({ opts, ledger, plans, verdict, judgement, sinks, scheduler, cluster, finalStop, finalStats, leftovers = null, times, sampler, dir }) {
   const { http, smtp, bounce } = sinks;
+  const postgres =
+    cluster.db === null
+      ? {}
+      : {
+          backend: 'postgres',
+          nodes: cluster.nodes.length,
+          triedOnAnotherNode: ledger.otherNode,
+          killsPerNode: Object.fromEntries(cluster.nodes.map((n) => [n.nodeId, scheduler.kills.filter((k) => k.node === n.nodeId).length])),
+          dbRestarts: scheduler.dbRestarts,
+          databaseLeftovers: leftovers,
+          databaseDir: judgement.pass && !opts.keep ? null : cluster.db.dir,
+        };
   return {
     pass: judgement.pass,
     seed: opts.seed,
     mode: opts.soak ? 'soak' : 'count',
-    options: { messages: opts.messages, connections: opts.connections, kills: opts.kills, fail: opts.fail, minutes: opts.minutes, rate: opts.rate, size: opts.size },
+    options: { messages: opts.messages, connections: opts.connections, kills: opts.kills, fail: opts.fail, minutes: opts.minutes, rate: opts.rate, size: opts.size, ...(cluster.db === null ? {} : { backend: 'postgres', nodes: opts.nodes, dbRestarts: opts.dbRestarts }) },
     sent: ledger.sent,
     transactions: ledger.transactions,
     acknowledged: ledger.acked,
@@ -74,6 +86,7 @@ export function buildResults({ opts, ledger, plans, verdict, judgement, sinks, s
     samples: sampler.samples,
     failures: judgement.failures.slice(0, 50),
     tempDir: judgement.pass && !opts.keep ? null : dir,
+    ...postgres,
   };
 }
 
@@ -109,6 +122,17 @@ export function printSummary(r, failures) {
     ['relay RSS (last life)', rss ? `start ${fmtBytes(rss.start)}, end ${fmtBytes(rss.end)}, max ${fmtBytes(rss.max)}${soak ? `; floor ${fmtBytes(rss.earlyFloor)} → ${fmtBytes(rss.lateFloor)}: ${verdictText(rss.grows)} (trend ${fmtBytes(rss.slopePerMinute)}/min)` : ''}` : '-'],
     ['relay fds (last life)', fds ? `start ${fds.start}, end ${fds.end}, max ${fds.max}${soak ? `; floor ${fds.earlyFloor} → ${fds.lateFloor}: ${verdictText(fds.grows)}` : ''}` : '-'],
   ];
+  if (r.backend === 'postgres') {
+    rows.splice(
+      2,
+      0,
+      ['backend', `postgres, ${r.nodes} nodes`],
+      ['kills per node', Object.entries(r.killsPerNode).map(([n, k]) => `${n} ${k}`).join(', ')],
+      ['PostgreSQL restarts', `${r.dbRestarts.length}/${r.options.dbRestarts}${r.dbRestarts.length ? ` (down ${r.dbRestarts.map((d) => d.downMs).join(', ')} ms)` : ''}`],
+      ['tries sent to another node', r.triedOnAnotherNode],
+    );
+    rows.push(['database at the end', r.databaseLeftovers ? `${r.databaseLeftovers.leased} deliveries leased, ${r.databaseLeftovers.unfinished} unfinished` : '-']);
+  }
   const width = Math.max(...rows.map(([k]) => String(k).length));
   console.log('\nonward chaos summary');
   for (const [k, val] of rows) console.log(`  ${String(k).padEnd(width)}  ${val}`);
@@ -116,4 +140,5 @@ export function printSummary(r, failures) {
   if (failures.length > 0) console.log(`\nfailures (${failures.length}):\n  ${failures.slice(0, 20).join('\n  ')}`);
   console.log(`\n${r.pass ? 'PASS' : 'FAIL'}: lost = ${r.lost}, spool-check problems = ${r.spoolCheckProblems}, failures = ${failures.length}`);
   if (r.tempDir !== null) console.log(`spool, config and relay log kept in ${r.tempDir}`);
+  if (r.databaseDir) console.log(`PostgreSQL data directory (stopped) kept in ${r.databaseDir}`);
 }

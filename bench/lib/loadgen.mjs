@@ -41,14 +41,16 @@ function session(port) {
   });
 }
 
-export async function runLoad({ port, messages, size, sessions, reuse, deadlineMs }) {
+/** `ports`: several relays (a cluster); session k submits to ports[k % n]. Default: `[port]`. */
+export async function runLoad({ port, ports = [port], messages, size, sessions, reuse, deadlineMs }) {
   const latencies = [];
   let next = 0;
   let failed = 0;
   const started = Date.now();
   const template = body(size);
   const run = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-  async function worker() {
+  async function worker(_, k) {
+    const port = ports[k % ports.length];
     let s = null;
     while (next < messages && Date.now() - started < deadlineMs) {
       const i = next++;

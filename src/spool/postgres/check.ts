@@ -93,6 +93,10 @@ export async function checkSpool(ctx: PgContext, repair: boolean, onProgress: (s
 /** The problems of one message as they are under its row lock, repaired there when asked. */
 async function confirmAndRepair(ctx: PgContext, queueId: string, repair: boolean): Promise<CheckProblem[]> {
   const { listed, dueLanes } = await inTransaction(ctx, async (db) => {
+    // Lock first, read after, in two statements: a read that waits inside its own FOR UPDATE
+    // gets the writer's newest message row beside the bodies and deliveries of the snapshot it
+    // started with (READ COMMITTED), and a message being finished looks broken.
+    await db.query(`SELECT 1 FROM ${ctx.s}.messages WHERE id = $1 FOR UPDATE`, [queueId]);
     const [facts] = await readFacts(db, ctx, { ids: [queueId] });
     if (!facts) return { listed: [], dueLanes: [] }; // removed since the batch was read
     const found = problemsOf(ctx, facts);

@@ -6,7 +6,7 @@
 import { expect, it } from '@jest/globals';
 import { CHECK_BATCH, STALE_LEASE_MARGIN_MS, checkSpool } from '../../../src/spool/postgres/check.js';
 import { getMessage } from '../../../src/spool/postgres/queries.js';
-import { useCleanup } from '../../helpers/common.js';
+import { useCleanup, waitForValue } from '../../helpers/common.js';
 import { describePg, usePostgres } from '../../helpers/postgres.js';
 import { finish, freshContext, newMessage, seed, singleTarget, updateDelivery, type TestContext } from './pg-context.js';
 
@@ -120,5 +120,35 @@ describePg('postgres spool check', () => {
     expect(report).toMatchObject({ messages: count, deliveries: count });
     expect(kindsByKey(report.problems)).toEqual(['missing-due-time deliveries/C01000.0 left']);
     expect(progress).toEqual([CHECK_BATCH, CHECK_BATCH * 2, count]);
+  });
+
+  it('confirms a suspect message on what its writer committed, not on the locked row beside an older snapshot (found by the chaos harness)', async () => {
+    const t = await fresh();
+    const { s } = t.ctx;
+    // The scan sees a problem (no due time); a writer holding the message's row lock is
+    // finishing it meanwhile (delivery delivered, message delivered, body gone), as a node does.
+    await seed(t, singleTarget('RACE', 'hooks'));
+    await updateDelivery(t, 'RACE.0', 'due_at = NULL');
+    const writer = await t.pool.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query(`SELECT 1 FROM ${s}.messages WHERE id = 'RACE' FOR UPDATE`);
+      await writer.query(`UPDATE ${s}.deliveries SET state = 'delivered' WHERE id = 'RACE.0'`);
+      await writer.query(`UPDATE ${s}.messages SET state = 'delivered', finished_at = now() WHERE id = 'RACE'`);
+      await writer.query(`DELETE FROM ${s}.bodies WHERE queue_id = 'RACE'`);
+      const checking = checkSpool(t.ctx, false);
+      // The check's confirmation waits for the writer's row lock; then the writer commits.
+      await waitForValue(
+        async () => (await t.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`)).rows[0] as { n: number },
+        (r) => r.n > 0,
+        10_000,
+        'the check waiting on the row lock',
+      );
+      await writer.query('COMMIT');
+      const report = await checking;
+      expect(report.problems).toEqual([]);
+    } finally {
+      writer.release();
+    }
   });
 });
