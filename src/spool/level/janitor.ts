@@ -8,6 +8,7 @@
  */
 import type { KeyedMutex } from '../mutex.js';
 import { FINISHED_MESSAGE_STATES } from '../state.js';
+import { SweepSchedule } from '../sweep-schedule.js';
 import type { JanitorKind, MessageRecord } from '../types.js';
 import { decodeRecord } from './codec.js';
 import { transaction, type DedupEntry, type LevelContext } from './context.js';
@@ -25,27 +26,23 @@ export interface JanitorHooks {
 }
 
 export class Janitor {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private halted = false;
+  private readonly runs: SweepSchedule;
 
   constructor(
     private readonly ctx: LevelContext,
     private readonly hooks: JanitorHooks,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+  ) {
+    this.runs = new SweepSchedule(() => this.sweep(), (err) => this.hooks.failed(err), intervalMs);
+  }
 
   start(): void {
-    this.halted = false;
-    this.schedule();
+    this.runs.start();
   }
 
   /** Stops scheduling and waits for a run in progress to finish its current slice. */
-  async stop(): Promise<void> {
-    this.halted = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
   /** One run: slices until both indexes are caught up (or the janitor is stopped). Throws what a read or write throws. */
@@ -54,25 +51,10 @@ export class Janitor {
       const now = this.ctx.now();
       const dedup = await this.dedupSlice(now);
       const finished = await this.finishedSlice(now - this.ctx.options.retainFinishedMs);
-      if ((dedup < SLICE && finished < SLICE) || this.halted) return;
+      if ((dedup < SLICE && finished < SLICE) || this.runs.stopped) return;
       // Let accepts and deliveries queued meanwhile reach the writer before the next slice.
       await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-
-  private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.halted) return;
-    this.timer = setTimeout(() => void this.run(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  private async run(): Promise<void> {
-    this.running = this.sweep().catch((err: unknown) => this.hooks.failed(err));
-    await this.running;
-    this.running = null;
-    this.schedule();
   }
 
   /** Removes up to SLICE expired dedup keys; returns how many index entries it read. */

@@ -9,6 +9,7 @@
 import type pg from 'pg';
 import type { JanitorKind } from '../types.js';
 import { inTransaction, msInterval, type PgContext } from './context.js';
+import { SweepSchedule } from '../sweep-schedule.js';
 import { janitorLockKey } from './migrations.js';
 
 /** Rows per slice and kind. */
@@ -20,26 +21,29 @@ export const FORGET_NODES_MS = 7 * 24 * 3600 * 1000;
 type SliceResult = Record<JanitorKind, number> | null;
 
 export class PgJanitor {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
-  private halted = false;
+  private readonly runs: SweepSchedule;
 
   constructor(
     private readonly ctx: PgContext,
-    private readonly intervalMs: number,
-  ) {}
+    intervalMs: number,
+  ) {
+    this.runs = new SweepSchedule(
+      () => this.sweep(),
+      (err) => {
+        this.ctx.logger?.warn({ err }, 'spool housekeeping failed; retried at the next interval');
+        this.ctx.emit('janitorError', err);
+      },
+      intervalMs,
+    );
+  }
 
   start(): void {
-    this.halted = false;
-    this.schedule();
+    this.runs.start();
   }
 
   /** Stops scheduling and waits for a run in progress to finish its current slice. */
-  async stop(): Promise<void> {
-    this.halted = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
+  stop(): Promise<void> {
+    return this.runs.stop();
   }
 
   /**
@@ -51,27 +55,8 @@ export class PgJanitor {
       const removed = await this.slice();
       if (removed === null) return;
       const full = removed.dedup >= JANITOR_SLICE.dedup || removed.finished >= JANITOR_SLICE.finished;
-      if (!full || this.halted) return;
+      if (!full || this.runs.stopped) return;
     }
-  }
-
-  private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.halted) return;
-    this.timer = setTimeout(() => void this.run(), this.intervalMs);
-    this.timer.unref();
-  }
-
-  private async run(): Promise<void> {
-    this.timer = null;
-    this.running = this.sweep().catch((err: unknown) => {
-      this.ctx.logger?.warn({ err }, 'spool housekeeping failed; retried at the next interval');
-      this.ctx.emit('janitorError', err);
-    });
-    await this.running;
-    this.running = null;
-    this.schedule();
   }
 
   /** One transaction under the janitor lock; the events go out after its COMMIT. */
