@@ -7,37 +7,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { Reply } from '../../../src/delivery/types.js';
 import { isRelayError } from '../../../src/errors.js';
-import {
-  LevelSpool,
-  newQueueId,
-  type AttemptUpdate,
-  type NewMessage,
-  type RecipientState,
-} from '../../../src/spool/index.js';
+import { LevelSpool, type AttemptUpdate, type RecipientState } from '../../../src/spool/index.js';
+import { OK, TEMP, message } from '../../contract/fixtures.js';
 
 const T0 = 1_800_000_000_000;
 const DAY = 86_400_000;
-
-const OK: Reply = { kind: 'x-onward', code: null, enhancedStatus: null, text: 'written' };
-const TEMP: Reply = { kind: 'smtp', code: 451, enhancedStatus: '4.3.0', text: '451 4.3.0 try later' };
-
-function message(overrides: Partial<NewMessage> = {}): NewMessage {
-  const recipients = overrides.recipients ?? ['rcpt@example.org'];
-  return {
-    queueId: newQueueId(),
-    sender: 'sender@example.com',
-    recipients,
-    messageId: null,
-    body: Buffer.from(`Subject: test\r\n\r\n${Math.random()}\r\n`),
-    client: { ip: '127.0.0.1', hostname: '[127.0.0.1]', helo: 'client.test', user: null },
-    deliveries: [{ targets: ['outbox'], recipients }],
-    dedupKey: null,
-    bounceOf: null,
-    ...overrides,
-  };
-}
 
 function outcome(addresses: readonly string[], state: RecipientState, nextDueAt: number | null, at: number): AttemptUpdate {
   const reply = state === 'delivered' ? OK : TEMP;
