@@ -2,26 +2,14 @@
 // cache, the time from navigation until the plot has data and the message list shows its
 // first page, and every byte the page pulled over the wire (headers + encoded bodies; the
 // live event stream counts what it delivered until then). Loopback only.
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
-
-export const CHROMIUM = '/usr/bin/chromium';
-
-/** Whether the page-load measurement can run here (`apt-get install chromium`). */
-export function browserAvailable() {
-  return existsSync(CHROMIUM);
-}
+import { launchChromium } from './browser.mjs';
 
 /**
- * Loads `url` once and reports `{ loadMs, transferredBytes, requests, listRows }`.
+ * Loads `url` once and reports `{ loadMs, transferredBytes, requests }`.
  * `ready` is a function evaluated in the page: true once the page shows what it must.
  */
 export async function measurePageLoad(url, ready, { timeoutMs = 60_000 } = {}) {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const requests = [];

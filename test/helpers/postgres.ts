@@ -13,44 +13,16 @@
  * Without PostgreSQL installed the suites skip, saying so in one line; under `CI=true` a
  * missing PostgreSQL fails them instead (CI installs it: `.ci/run`).
  */
-import { closeSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, it } from '@jest/globals';
+import { afterAll, beforeAll } from '@jest/globals';
 // The throwaway cluster itself lives in bench/ (one starter for the suites, chaos and bench).
 import { pgUnavailableReason, startPostgres, type PgCluster, type PgClusterOptions } from '../../bench/lib/postgres.mjs';
+import { describeRequiring } from './requirements.js';
 
 export { findPgBin, PG_MISSING_LINE, pgUnavailableReason, startPostgres, type PgCluster, type PgClusterOptions } from '../../bench/lib/postgres.mjs';
 
-/**
- * `describe` for suites that need PostgreSQL. Missing: skipped, with one line for the whole
- * run (jest workers share a marker file); under CI, a failing test instead.
- */
+/** `describe` for suites that need PostgreSQL (see requirements.ts: skipped once-said, failing under CI). */
 export function describePg(name: string, body: () => void): void {
-  const reason = pgUnavailableReason();
-  if (reason === null) {
-    describe(name, body);
-  } else if (process.env.CI === 'true') {
-    describe(name, () => {
-      it('has PostgreSQL installed (required under CI)', () => {
-        throw new Error(reason);
-      });
-    });
-  } else {
-    sayOnce(reason);
-    describe.skip(name, body);
-  }
-}
-
-function sayOnce(line: string): void {
-  // Workers are children of the jest process; in-band, jest is this process.
-  const runId = process.env.JEST_WORKER_ID ? process.ppid : process.pid;
-  try {
-    closeSync(openSync(join(tmpdir(), `onward-pg-missing-${String(runId)}`), 'wx'));
-  } catch {
-    return; // another suite of this run said it already
-  }
-  process.stderr.write(`${line}\n`);
+  describeRequiring('PostgreSQL', pgUnavailableReason(), name, body);
 }
 
 /** One cluster for the enclosing describe: started beforeAll, stopped afterAll. */
