@@ -2,8 +2,10 @@
 // npm run bench:spool — does onward stay fast with a huge spool? Fills a spool with N
 // deferred messages (default 1,000,000, through the real LevelSpool code paths: accept,
 // claim, defer), then starts `onward serve` on it and measures `spool stats`,
-// `spool list --limit 50`, RSS, and the end-to-end rate of newly sent messages to an HTTP
-// sink — against the same measurement on an empty spool in the same invocation.
+// `spool list --limit 50`, the dashboard (load time and bytes transferred in Debian's
+// chromium, a recipient filter that matches nothing, i.e. the worst case scan), RSS, and the
+// end-to-end rate of newly sent messages to an HTTP sink — against the same measurement on an
+// empty spool in the same invocation.
 //   node bench/spool.mjs [--messages N] [--probe M]    (loopback only, bounded)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LevelSpool, newQueueId } from '../dist/spool/index.js';
+import { browserUnavailableReason } from './lib/browser.mjs';
 import { runLoad } from './lib/loadgen.mjs';
+import { measurePageLoad } from './lib/page-load.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -104,6 +108,11 @@ log: { level: warn }
   };
   const stats = cli('stats', '--json');
   const list = cli('list', '--limit', '50');
+  const page = browserUnavailableReason() === null ? await dashboard() : null;
+  const f0 = performance.now();
+  const filtered = await fetch(`http://127.0.0.1:${PORTS.admin}/api/spool/messages?recipient=nobody@nowhere.test&limit=50`).then((r) => r.text());
+  const filterMs = performance.now() - f0;
+  if (filtered !== '') throw new Error('the no-match filter matched something');
   const t0 = performance.now();
   await runLoad({ port: PORTS.relay, messages: PROBE, size: 4096, sessions: 20, reuse: true, deadlineMs: 120_000 });
   while (sink.count() < PROBE && performance.now() - t0 < 180_000) await sleep(20);
@@ -113,9 +122,16 @@ log: { level: warn }
   sink.child.kill('SIGTERM');
   await new Promise((r) => relay.once('exit', r));
   const parsed = JSON.parse(stats.out || '{}');
-  const result = { label, statsMs: stats.ms, deferredInStats: parsed.states?.deferred, listLimit50Ms: list.ms, listRows: list.out.split('\n').filter((l) => /^[0-9A-Z]{15} /.test(l)).length, e2eMsgS: e2e, rssMb: rssKb / 1024 };
+  const result = { label, statsMs: stats.ms, deferredInStats: parsed.states?.deferred, listLimit50Ms: list.ms, page, filterMs, listRows: list.out.split('\n').filter((l) => /^[0-9A-Z]{15} /.test(l)).length, e2eMsgS: e2e, rssMb: rssKb / 1024 };
   process.stderr.write(`${label}: ${JSON.stringify(result)}\n`);
   return result;
+}
+
+/** The dashboard loaded cold until the plot has its history and the list its first page. */
+async function dashboard() {
+  const ready = () =>
+    window.onwardDashboard?.listLoads > 0 && window.onwardDashboard.plots !== null && document.getElementById('live')?.textContent === 'live';
+  return measurePageLoad(`http://127.0.0.1:${PORTS.admin}/`, ready);
 }
 
 const emptyDir = mkdtempSync(join(tmpdir(), 'onward-spool-empty-'));
@@ -125,8 +141,11 @@ try {
   const fillSeconds = await fill(join(fullDir, 'spool'), N);
   const full = await measure(fullDir, `${N} deferred`);
   console.log(`\nspool scale (fill of ${N} deferred messages took ${fillSeconds.toFixed(0)} s)\n`);
-  console.log('| spool | spool stats (CLI, ms) | list --limit 50 (CLI, ms) | e2e msg/s (new messages, HTTP sink) | relay RSS MB |\n|---|---|---|---|---|');
-  for (const r of [empty, full]) console.log(`| ${r.label} | ${r.statsMs.toFixed(0)} | ${r.listLimit50Ms.toFixed(0)} | ${r.e2eMsgS.toFixed(0)} | ${r.rssMb.toFixed(0)} |`);
+  console.log('| spool | spool stats (CLI, ms) | list --limit 50 (CLI, ms) | dashboard load (ms) | dashboard bytes | recipient filter, no match (API, ms) | e2e msg/s (new messages, HTTP sink) | relay RSS MB |\n|---|---|---|---|---|---|---|---|');
+  const pageCells = (p) => (p === null ? 'no chromium | —' : `${p.loadMs.toFixed(0)} | ${(p.transferredBytes / 1024).toFixed(1)} KiB in ${p.requests} requests`);
+  for (const r of [empty, full]) {
+    console.log(`| ${r.label} | ${r.statsMs.toFixed(0)} | ${r.listLimit50Ms.toFixed(0)} | ${pageCells(r.page)} | ${r.filterMs.toFixed(0)} | ${r.e2eMsgS.toFixed(0)} | ${r.rssMb.toFixed(0)} |`);
+  }
   console.log(`\nfull/empty e2e ratio: ${(full.e2eMsgS / empty.e2eMsgS).toFixed(2)}`);
 } finally {
   rmSync(emptyDir, { recursive: true, force: true });
