@@ -1,6 +1,7 @@
 import { RelayError, isErrorCode } from '../errors.js';
 import type { AdminConfig } from '../config/types.js';
 import { listArgsToQuery, type ListArgs } from './list-args.js';
+import type { BulkRequest, BulkResult } from './bulk.js';
 import type { ActionResult, SpoolAction, SpoolAdmin } from './spool-admin.js';
 import type { ListEntry, NodeView, ShowView, StatsView } from './views.js';
 import type { CheckReport } from '../spool/index.js';
@@ -68,6 +69,10 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
     return this.json<CheckReport>('POST', `/api/spool/check${repair ? '?repair=1' : ''}`);
   }
 
+  bulk(request: BulkRequest): Promise<BulkResult> {
+    return this.json<BulkResult>('POST', '/api/spool/actions', request);
+  }
+
   retryAll(target: string | undefined): Promise<{ count: number }> {
     const q = target === undefined ? '' : `?target=${encodeURIComponent(target)}`;
     return this.json<{ count: number }>('POST', `/api/spool/retry-all${q}`);
@@ -81,24 +86,25 @@ export class RemoteSpoolAdmin implements SpoolAdmin {
     return Promise.resolve();
   }
 
-  private async json<T>(method: string, path: string): Promise<T> {
-    const res = await this.request(method, path);
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.request(method, path, body);
     return (await res.json()) as T;
   }
 
-  private async request(method: string, path: string): Promise<Response> {
+  private async request(method: string, path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { 'x-onward-actor': 'cli' };
     if (this.config.token !== null) headers.authorization = `Bearer ${this.config.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(`${this.base}${path}`, { method, headers });
+      res = await fetch(`${this.base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     } catch (err) {
       throw new RelayError('ONWARD_ERR_ADMIN_UNREACHABLE', `relay admin API at ${this.base} is unreachable: ${String(err)}`, { cause: err });
     }
     if (res.ok) return res;
-    const body = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
+    const answer = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | null;
     // A code this CLI does not know (a newer relay) still fails, as an internal error.
-    const code = isErrorCode(body?.error?.code) ? body.error.code : 'ONWARD_ERR_INTERNAL';
-    throw new RelayError(code, body?.error?.message ?? `admin API answered HTTP ${res.status}`);
+    const code = isErrorCode(answer?.error?.code) ? answer.error.code : 'ONWARD_ERR_INTERNAL';
+    throw new RelayError(code, answer?.error?.message ?? `admin API answered HTTP ${res.status}`);
   }
 }

@@ -1,6 +1,6 @@
 import { parseDuration } from '../config/index.js';
 import { RelayError } from '../errors.js';
-import type { ListFilter, MessageState } from '../spool/index.js';
+import { isQueueId, type ListFilter, type MessageState } from '../spool/index.js';
 
 const STATES: readonly MessageState[] = ['queued', 'deferred', 'held', 'delivered', 'bounced', 'deleted'];
 
@@ -11,8 +11,14 @@ export interface ListArgs {
   readonly sender?: string | undefined;
   readonly recipient?: string | undefined;
   readonly olderThan?: string | undefined;
+  readonly messageId?: string | undefined;
+  /** The cursor: a queue id, only messages listed after it. */
+  readonly after?: string | undefined;
   readonly limit?: string | number | undefined;
 }
+
+/** The listing options that select messages (what a bulk action's filter may hold). */
+export const FILTER_KEYS = ['state', 'target', 'sender', 'recipient', 'olderThan', 'messageId'] as const;
 
 /** Validates listing options; a bad one is ONWARD_ERR_BAD_ARGS naming the option. */
 export function parseListArgs(args: ListArgs): ListFilter {
@@ -29,6 +35,11 @@ export function parseListArgs(args: ListArgs): ListFilter {
   if (args.target) filter.target = args.target;
   if (args.sender) filter.sender = args.sender;
   if (args.recipient) filter.recipient = args.recipient;
+  if (args.messageId) filter.messageId = args.messageId.replace(/^<(.*)>$/, '$1');
+  if (args.after) {
+    if (!isQueueId(args.after)) throw new RelayError('ONWARD_ERR_BAD_ARGS', `--after: "${args.after}" is not a queue id`);
+    filter.after = args.after;
+  }
   if (args.olderThan) {
     try {
       filter.olderThanMs = parseDuration(args.olderThan);

@@ -2,8 +2,9 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
-import { ERROR_CODES, isRelayError, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
+import { parseBulkRequest } from './bulk.js';
 import { parseListArgs } from './list-args.js';
 import type { RelayMetrics } from './metrics.js';
 import { SPOOL_ACTIONS, type SpoolAction, type SpoolAdmin } from './spool-admin.js';
@@ -16,6 +17,25 @@ export interface AdminServerDeps {
   readonly logger: Logger;
 }
 
+/** A bulk request is a filter, not data: anything bigger is a mistake. */
+const MAX_JSON_BODY = 64 * 1024;
+
+/** The request's JSON body (ONWARD_ERR_BAD_ARGS when it is too big or not JSON). */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_JSON_BODY) throw new RelayError('ONWARD_ERR_BAD_ARGS', `the request body is over ${MAX_JSON_BODY} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new RelayError('ONWARD_ERR_BAD_ARGS', 'the request body is not JSON (expected { "action": …, "filter": { … } })');
+  }
+}
+
 /** Probes that must answer without a token (container and orchestrator health checks). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 
@@ -24,6 +44,7 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz']);
  * Routes: GET /api/spool/stats · GET /api/spool/messages (NDJSON stream) ·
  * GET /api/spool/messages/:id · GET /api/spool/messages/:id/body ·
  * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all ·
+ * POST /api/spool/actions ({ action, filter, dryRun? } → { matched, changed }) ·
  * POST /api/spool/check[?repair=1] · GET /api/spool/nodes (`{ nodes }`, null for a level spool)
  */
 export class AdminServer {
@@ -85,6 +106,9 @@ export class AdminServer {
     if (req.method === 'POST' && path === '/api/spool/check') {
       return this.json(res, 200, await admin.check(url.searchParams.get('repair') === '1'));
     }
+    if (req.method === 'POST' && path === '/api/spool/actions') {
+      return this.json(res, 200, await admin.bulk(parseBulkRequest(await readJson(req)), actor));
+    }
     if (req.method === 'POST' && path === '/api/spool/retry-all') {
       return this.json(res, 200, await admin.retryAll(url.searchParams.get('target') ?? undefined, actor));
     }
@@ -114,6 +138,8 @@ export class AdminServer {
       sender: query.get('sender') ?? undefined,
       recipient: query.get('recipient') ?? undefined,
       olderThan: query.get('olderThan') ?? undefined,
+      messageId: query.get('messageId') ?? undefined,
+      after: query.get('after') ?? undefined,
       limit: query.get('limit') ?? undefined,
     };
     parseListArgs(args); // reject bad options with a 400 before the stream starts

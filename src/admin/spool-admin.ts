@@ -11,11 +11,13 @@ import type { Logger } from '../log.js';
 import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
 import { checkId } from './check-id.js';
-import { type CheckReport, type ListFilter, type MessageState, type Spool } from '../spool/index.js';
+import { type CheckReport, type MessageRecord, type MessageState, type Spool } from '../spool/index.js';
 import { listEntry, nodeView, showView, statsView, type ListEntry, type NodeView, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
-export type SpoolAction = 'retry' | 'hold' | 'release' | 'delete' | 'bounce';
-export const SPOOL_ACTIONS: readonly SpoolAction[] = ['retry', 'hold', 'release', 'delete', 'bounce'];
+import { runBulk, type BulkRequest, type BulkResult } from './bulk.js';
+import type { SpoolAction } from './spool-actions.js';
+
+export { SPOOL_ACTIONS, type SpoolAction } from './spool-actions.js';
 
 export interface ActionResult {
   readonly id: string;
@@ -34,6 +36,8 @@ export interface SpoolAdmin {
   check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport>;
   /** `retry --all [--target T]`: every waiting message (of that target) due now. */
   retryAll(target: string | undefined, actor: string): Promise<{ count: number }>;
+  /** One action on every message the filter matches (SPEC 12), a page at a time; validated by parseBulkRequest. */
+  bulk(request: BulkRequest, actor: string): Promise<BulkResult>;
   /** `spool nodes`: the nodes of a shared spool; null for a spool only one process opens (level). */
   nodes(): Promise<NodeView[] | null>;
   close(): Promise<void>;
@@ -104,6 +108,19 @@ export class LocalSpoolAdmin implements SpoolAdmin {
 
   async act(action: SpoolAction, id: string, actor: string): Promise<ActionResult> {
     checkId(id);
+    const message = await this.apply(action, id);
+    this.logger.info({ queueId: id, action, actor, state: message.state }, `spool ${action}`);
+    return { id, state: message.state };
+  }
+
+  async bulk(request: BulkRequest, actor: string): Promise<BulkResult> {
+    const result = await runBulk(this.spool, request, (id) => this.apply(request.action, id));
+    this.logger.info({ action: request.action, filter: request.filter, dryRun: request.dryRun, matched: result.matched, changed: result.changed, actor }, `spool ${request.action} (bulk)`);
+    return result;
+  }
+
+  /** One action on one message, returning it afterwards (act logs it; a bulk run logs once). */
+  private async apply(action: SpoolAction, id: string): Promise<MessageRecord> {
     let dsnQueued = false;
     const message =
       action === 'bounce'
@@ -128,8 +145,7 @@ export class LocalSpoolAdmin implements SpoolAdmin {
           })
         : await this.spool.act(id, action);
     if (action === 'bounce' && dsnQueued) this.deps.onDsn?.('failed');
-    this.logger.info({ queueId: id, action, actor, state: message.state }, `spool ${action}`);
-    return { id, state: message.state };
+    return message;
   }
 
   async check(repair: boolean, onProgress?: (scanned: number) => void): Promise<CheckReport> {
@@ -142,17 +158,8 @@ export class LocalSpoolAdmin implements SpoolAdmin {
   }
 
   async retryAll(target: string | undefined, actor: string): Promise<{ count: number }> {
-    let count = 0;
-    const filter: ListFilter = target === undefined ? { states: ['queued', 'deferred'] } : { states: ['queued', 'deferred'], target };
-    // Collect first: acting while iterating the open index would move keys under the iterator.
-    const ids: string[] = [];
-    for await (const { message } of this.spool.list(filter)) ids.push(message.id);
-    for (const id of ids) {
-      await this.spool.act(id, 'retry');
-      count += 1;
-    }
-    this.logger.info({ action: 'retry', all: true, target: target ?? null, count, actor }, 'spool retry --all');
-    return { count };
+    const { matched } = await this.bulk({ action: 'retry', filter: { state: 'queued,deferred', ...(target === undefined ? {} : { target }) }, dryRun: false }, actor);
+    return { count: matched };
   }
 
   async close(): Promise<void> {

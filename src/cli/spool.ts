@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { checkId } from '../admin/check-id.js';
 import { parseListArgs, type ListArgs } from '../admin/list-args.js';
+import { parseBulkRequest, type BulkFilter } from '../admin/bulk.js';
 import type { SpoolAction, SpoolAdmin } from '../admin/spool-admin.js';
 import type { Config } from '../config/index.js';
 import { RelayError } from '../errors.js';
@@ -20,7 +21,10 @@ interface SpoolArgs extends GlobalArgs {
   readonly sender?: string;
   readonly recipient?: string;
   readonly 'older-than'?: string;
+  readonly 'message-id'?: string;
+  readonly 'dry-run'?: boolean;
   readonly limit?: number;
+  readonly after?: string;
 }
 
 /** Opens the spool (online or offline), runs `work`, maps typed errors to SPEC exit codes. */
@@ -44,6 +48,15 @@ function print(text: string): Promise<void> {
 
 const json = { json: { type: 'boolean', default: false, describe: 'one JSON document for scripts' } } as const;
 
+const filterOptions = {
+  state: { type: 'string', describe: 'queued,deferred,held,delivered,bounced,deleted or all (default: the queue)' },
+  target: { type: 'string', describe: 'only messages with a delivery to this target' },
+  sender: { type: 'string', describe: 'glob on the envelope sender' },
+  recipient: { type: 'string', describe: 'glob on any recipient' },
+  'older-than': { type: 'string', describe: 'only messages older than this (e.g. 10m)' },
+  'message-id': { type: 'string', describe: 'glob on the Message-ID' },
+} as const;
+
 const stats: CommandModule<GlobalArgs, SpoolArgs> = {
   command: 'stats',
   describe: 'counts by state and target, oldest message age, spool size on disk',
@@ -61,23 +74,13 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
   builder: (y) =>
     y.options({
       ...json,
-      state: { type: 'string', describe: 'queued,deferred,held,delivered,bounced,deleted or all (default: the queue)' },
-      target: { type: 'string', describe: 'only messages with a delivery to this target' },
-      sender: { type: 'string', describe: 'glob on the envelope sender' },
-      recipient: { type: 'string', describe: 'glob on any recipient' },
-      'older-than': { type: 'string', describe: 'only messages older than this (e.g. 10m)' },
+      ...filterOptions,
+      after: { type: 'string', describe: 'only messages listed after this queue id (the next page)' },
       limit: { type: 'number', describe: 'at most N messages' },
     }),
   handler: (args) =>
     withSpool(args, async (admin) => {
-      const listArgs: ListArgs = {
-        state: args.state,
-        target: args.target,
-        sender: args.sender,
-        recipient: args.recipient,
-        olderThan: args['older-than'],
-        limit: args.limit,
-      };
+      const listArgs: ListArgs = { ...filterOf(args), after: args.after, limit: args.limit };
       parseListArgs(listArgs); // bad options fail before anything is printed
       let count = 0;
       // Rows are written as they stream in: a huge spool starts printing at once.
@@ -112,28 +115,55 @@ const body: CommandModule<GlobalArgs, SpoolArgs> = {
     }),
 };
 
-function actionCommand(action: SpoolAction, describe: string, allowAll: boolean): CommandModule<GlobalArgs, SpoolArgs> {
+/** The list filters given on the command line (only those set). */
+function filterOf(args: SpoolArgs): BulkFilter {
+  const f: Record<string, string> = {};
+  const given: [keyof BulkFilter, string | undefined][] = [
+    ['state', args.state],
+    ['target', args.target],
+    ['sender', args.sender],
+    ['recipient', args.recipient],
+    ['olderThan', args['older-than']],
+    ['messageId', args['message-id']],
+  ];
+  for (const [k, v] of given) if (v !== undefined && v !== '') f[k] = v;
+  return f;
+}
+
+function actionCommand(action: SpoolAction, describe: string): CommandModule<GlobalArgs, SpoolArgs> {
   return {
     command: `${action} [ids..]`,
-    describe,
-    builder: (y) => {
-      const b = y.options(json).positional('ids', { type: 'string', array: true });
-      return allowAll
-        ? b.options({
-            all: { type: 'boolean', default: false, describe: 'every queued or deferred message' },
-            target: { type: 'string', describe: 'with --all: only this target' },
-          })
-        : b;
-    },
+    describe: `${describe}; by ids, or every message the filters match`,
+    builder: (y) =>
+      y
+        .options(json)
+        .positional('ids', { type: 'string', array: true })
+        .options({
+          ...filterOptions,
+          all: { type: 'boolean', default: false, describe: 'every message in the queue (queued, deferred, held)' },
+          'dry-run': { type: 'boolean', default: false, describe: 'print how many messages would be affected; change nothing' },
+        }),
     handler: (args) =>
       withSpool(args, async (admin) => {
         const ids = (args.ids ?? []).map(String);
-        if (allowAll && args.all) {
-          const { count } = await admin.retryAll(args.target, 'cli');
-          await print(args.json ? JSON.stringify({ count }) + '\n' : `${count} message${count === 1 ? '' : 's'} due now\n`);
+        const filter = filterOf(args);
+        const filtered = Object.keys(filter).length > 0 || args.all === true;
+        if (ids.length > 0 && filtered) throw new RelayError('ONWARD_ERR_BAD_ARGS', `spool ${action}: name message ids or filters (or --all), not both`);
+        if (ids.length === 0) {
+          if (!filtered) {
+            throw new RelayError('ONWARD_ERR_BAD_ARGS', `spool ${action}: name message ids, filters (--state --target --sender --recipient --older-than --message-id), or --all for the whole queue`);
+          }
+          const request = parseBulkRequest({ action, filter: args.all ? { ...filter, all: true } : filter, dryRun: args['dry-run'] === true });
+          const r = await admin.bulk(request, 'cli');
+          await print(
+            args.json
+              ? JSON.stringify(r) + '\n'
+              : request.dryRun
+                ? `${action} (dry run): ${r.matched} message${r.matched === 1 ? '' : 's'} would be affected\n`
+                : `${action}: ${r.matched} matched, ${r.changed} changed\n`,
+          );
           return;
         }
-        if (ids.length === 0) throw new RelayError('ONWARD_ERR_BAD_ARGS', `spool ${action}: name at least one message id${allowAll ? ' or --all' : ''}`);
         for (const id of ids) checkId(id); // all ids valid before anything is changed
         const results: { id: string; state?: string; error?: string }[] = [];
         let code: number = EXIT.ok;
@@ -198,11 +228,11 @@ export const spoolCommand: CommandModule<GlobalArgs, GlobalArgs> = {
       .command(nodes)
       .command(migrateCommand)
       .command(transferCommand)
-      .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)', true))
-      .command(actionCommand('bounce', 'give up now and send the DSN to the sender', false))
-      .command(actionCommand('delete', 'remove without a DSN (like postsuper -d)', false))
-      .command(actionCommand('hold', 'keep messages from delivery until release', false))
-      .command(actionCommand('release', 'let held messages go again', false))
+      .command(actionCommand('retry', 'make deferred deliveries due now (like postqueue -i / -f)'))
+      .command(actionCommand('bounce', 'give up now and send the DSN to the sender'))
+      .command(actionCommand('delete', 'remove without a DSN (like postsuper -d)'))
+      .command(actionCommand('hold', 'keep messages from delivery until release'))
+      .command(actionCommand('release', 'let held messages go again'))
       .demandCommand(1, 'name a spool command'),
   handler: () => undefined,
 };

@@ -23,6 +23,11 @@ function randomPart(): string {
   return (n % 2_176_782_336).toString(36).padStart(6, '0');
 }
 
+/** The arrival time (epoch ms) a queue id encodes. */
+export function queueIdTime(queueId: string): number {
+  return parseInt(queueId.slice(0, 9), 36);
+}
+
 const QUEUE_ID = /^[0-9A-Z]{15}$/;
 const DELIVERY_ID = /^([0-9A-Z]{15})\.(\d{1,4})$/;
 

@@ -137,6 +137,10 @@ export interface ListFilter {
   readonly sender?: string;
   readonly recipient?: string;
   readonly olderThanMs?: number;
+  /** Glob on the Message-ID (without angle brackets); a message without one never matches. */
+  readonly messageId?: string;
+  /** A queue id: only messages after it in listing order (the cursor of the next page). */
+  readonly after?: string;
   readonly limit?: number;
 }
 

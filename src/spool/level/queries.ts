@@ -44,7 +44,7 @@ export async function* list(ctx: LevelContext, filter: ListFilter): AsyncIterabl
   const matches = compileFilter(filter);
   const onlyOpen = states.every((s) => !FINISHED_MESSAGE_STATES.has(s));
   let count = 0;
-  for await (const message of onlyOpen ? openMessages(ctx) : allMessages(ctx)) {
+  for await (const message of onlyOpen ? openMessages(ctx, filter.after) : allMessages(ctx, filter.after)) {
     if (count >= limit) return;
     if (!states.includes(message.state)) continue;
     const deliveries = await getDeliveries(ctx, message.id);
@@ -54,13 +54,18 @@ export async function* list(ctx: LevelContext, filter: ListFilter): AsyncIterabl
   }
 }
 
-async function* allMessages(ctx: LevelContext): AsyncIterable<MessageRecord> {
-  for await (const value of ctx.db.values(keys.messages)) yield decodeRecord<MessageRecord>(value) as MessageRecord;
+/** Both listing orders are queue id order (ids sort by arrival): a page resumes after its last id. */
+function rangeAfter(range: { gte: string; lt: string }, prefix: string, after: string | undefined): { gte: string; lt: string } | { gt: string; lt: string } {
+  return after === undefined ? range : { gt: prefix + after, lt: range.lt };
+}
+
+async function* allMessages(ctx: LevelContext, after?: string): AsyncIterable<MessageRecord> {
+  for await (const value of ctx.db.values(rangeAfter(keys.messages, 'm!', after))) yield decodeRecord<MessageRecord>(value) as MessageRecord;
 }
 
 /** Unfinished messages in arrival order, via the open index (finished ones are never read). */
-async function* openMessages(ctx: LevelContext): AsyncIterable<MessageRecord> {
-  for await (const key of ctx.db.keys(keys.opens)) {
+async function* openMessages(ctx: LevelContext, after?: string): AsyncIterable<MessageRecord> {
+  for await (const key of ctx.db.keys(rangeAfter(keys.opens, 'o!', after))) {
     const message = await getMessage(ctx, key.slice(2));
     if (message) yield message;
   }

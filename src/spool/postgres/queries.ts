@@ -4,6 +4,7 @@
  * memory); times are the database's clock.
  */
 import { compileFilter } from '../filter.js';
+import { queueIdTime } from '../ids.js';
 import { FINISHED_MESSAGE_STATES } from '../state.js';
 import type { DeliveryRecord, ListFilter, MessageRecord, MessageState, SpoolStats } from '../types.js';
 import type pg from 'pg';
@@ -88,7 +89,7 @@ export async function* list(ctx: PgContext, filter: ListFilter, batch = LIST_BAT
   const limit = filter.limit ?? Infinity;
   if (states.length === 0 || limit <= 0) return;
   const onlyOpen = states.every((st) => !FINISHED_MESSAGE_STATES.has(st));
-  const globs = compileFilter({ sender: filter.sender, recipient: filter.recipient });
+  const globs = compileFilter({ sender: filter.sender, recipient: filter.recipient, messageId: filter.messageId });
   const { s } = ctx;
   const where = [`m.state = ANY($1::text[])`];
   const params: unknown[] = [states];
@@ -109,7 +110,7 @@ export async function* list(ctx: PgContext, filter: ListFilter, batch = LIST_BAT
   const sql = (first: boolean): string =>
     `SELECT ${messageColumns(s)}, ${cursorAt} FROM ${s}.messages m
      WHERE ${[...where, ...(first ? [] : [after])].join(' AND ')} ORDER BY ${order} LIMIT ${String(batch)}`;
-  let cursor: { at: string; id: string } | null = null;
+  let cursor: { at: string; id: string } | null = filter.after === undefined ? null : await cursorOf(ctx, filter.after);
   let count = 0;
   for (;;) {
     const keyset: unknown[] = cursor === null ? [] : onlyOpen ? [cursor.at, cursor.id] : [cursor.id];
@@ -127,6 +128,18 @@ export async function* list(ctx: PgContext, filter: ListFilter, batch = LIST_BAT
     }
     if (rows.length < batch) return;
   }
+}
+
+/**
+ * The keyset position of a queue id given as `after`: its row's received_at, or, when the row is
+ * gone (swept, transferred), the arrival time its id encodes (ids.ts) — the page still resumes there.
+ */
+async function cursorOf(ctx: PgContext, queueId: string): Promise<{ at: string; id: string }> {
+  const { rows } = await ctx.pool.query<{ at: string }>(
+    `SELECT to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at FROM ${ctx.s}.messages WHERE id = $1`,
+    [queueId],
+  );
+  return { at: rows[0]?.at ?? new Date(queueIdTime(queueId)).toISOString(), id: queueId };
 }
 
 const ZERO_STATES = (): Record<MessageState, number> => ({ queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 });
