@@ -341,7 +341,7 @@ describe('spool commands through a running relay and on the stopped spool', () =
       [{ id: 'R', state: 'queued' }],
       [{ id: 'D', state: 'deleted' }],
       [{ id: 'B', state: 'bounced' }],
-      { count: 1 },
+      { matched: 1, changed: 1 },
     ];
     const offline = await act('off');
     expect(offline).toEqual(expected);
