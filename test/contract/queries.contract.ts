@@ -54,6 +54,32 @@ export function queryContract(open: OpenSpool): void {
     expect(entry?.deliveries.map((d) => d.id)).toEqual([`${alice!}.0`]);
   });
 
+  it('filters by Message-ID glob and pages by cursor: every message once, in order, while states change between pages', async () => {
+    const spool = await open();
+    const ids = await acceptInOrder(
+      spool,
+      Array.from({ length: 7 }, (_, i) => () => message({ messageId: i < 3 ? `order-${String(i)}@shop.test` : i === 3 ? null : `news-${String(i)}@shop.test` })),
+    );
+    expect(await listedIds(spool, { messageId: 'ORDER-*@shop.test' })).toEqual(ids.slice(0, 3));
+    expect(await listedIds(spool, { messageId: '*' })).toEqual([...ids.slice(0, 3), ...ids.slice(4)]); // no Message-ID never matches
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await listedIds(spool, { limit: 3, ...(after === undefined ? {} : { after }) });
+      seen.push(...page);
+      // An operator acts between pages: held messages stay in the queue listing, a deleted one leaves it.
+      for (const id of page) await spool.act(id, id === ids[5] ? 'delete' : 'hold');
+      if (page.length < 3) break;
+      after = page[page.length - 1];
+    }
+    expect(seen).toEqual(ids);
+    expect(await listedIds(spool, { after: ids[2]!, limit: 2 })).toEqual([ids[3], ids[4]]);
+    expect(await listedIds(spool, { after: ids[6]! })).toEqual([]);
+    // A cursor whose message is gone still resumes where it was (finished messages, all states).
+    await spool.forget(ids[5]!);
+    expect(await listedIds(spool, { after: ids[5]!, states: ['held', 'deleted'] })).toEqual([ids[6]]);
+  });
+
   it('counts messages by state and deliveries by target, with the oldest queued time and the spool size', async () => {
     const spool = await open();
     expect(await spool.countsByState()).toEqual(NO_MESSAGES);

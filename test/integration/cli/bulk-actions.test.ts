@@ -2,14 +2,13 @@
  * Bulk actions on the LevelDB spool (SPEC 12): by filter through the admin API and the CLI
  * of a running relay, on a stopped spool, and SIGKILL mid-bulk then the rerun.
  */
-import { afterAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { makeCliEnv, runCli, seedSpool, useCliTeardown, type CliEnv } from '../../helpers/cli.js';
 import { bulkByFilter, killMidBulk, type BulkRelay } from '../../helpers/bulk.js';
 import { closedPort, spawnServeChild, type ServeChild } from '../../helpers/common.js';
 
 describe('bulk actions (level spool)', () => {
   const teardown = useCliTeardown();
-  afterAll(() => undefined);
 
   async function relayEnv(): Promise<CliEnv> {
     const env = await makeCliEnv();
