@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/', 'data/', '*.config.js', 'test/global-setup.mjs'] },
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/', 'data/', '*.config.js', 'test/global-setup.mjs', 'web/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
