@@ -20,6 +20,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
+COPY web ./web
 COPY config/docker.yaml /etc/onward/onward.yaml
 USER node
 VOLUME ["/var/lib/onward"]

@@ -10,8 +10,20 @@ import type { MessageState, Spool } from '../spool/index.js';
 
 const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+/** Running totals on this node since start, read by the dashboard's history (plain integers, no labels). */
+export interface RelayActivity {
+  /** Messages accepted (queued) by the SMTP ingress. */
+  readonly accepted: number;
+  /** Delivery attempts that ended OK / FAIL. */
+  readonly delivered: number;
+  readonly failed: number;
+  /** Writes carried by synced spool batches (accepts, claims, outcomes, operator actions). */
+  readonly spoolWrites: number;
+}
+
 export class RelayMetrics {
   readonly registry = new Registry();
+  private readonly totals = { accepted: 0, delivered: 0, failed: 0, spoolWrites: 0 };
   private readonly received = new Counter({
     name: 'onward_messages_received_total',
     help: 'Mail transactions by result (queued, duplicate, rejected, error)',
@@ -70,6 +82,11 @@ export class RelayMetrics {
     registers: [this.registry],
   });
 
+  /** A copy of the running totals. */
+  activity(): RelayActivity {
+    return { ...this.totals };
+  }
+
   /** A DSN was queued (by the scheduler or an operator bounce). */
   countBounce(action: 'failed' | 'delayed'): void {
     this.bounces.inc({ action });
@@ -84,17 +101,21 @@ export class RelayMetrics {
     for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
     ingress.on('transaction', (t) => {
       this.received.inc({ result: t.result });
+      if (t.result === 'queued') this.totals.accepted += 1;
       if (t.result === 'duplicate') this.dedupHits.inc();
       if (t.spoolSeconds !== null && t.result === 'queued') this.spoolWrite.observe(t.spoolSeconds);
     });
     spool.on('batch', (b) => {
       this.syncs.inc();
       this.syncedWrites.inc(b.writes);
+      this.totals.spoolWrites += b.writes;
     });
     spool.on('janitor', (j) => this.janitorRemoved.inc({ kind: j.kind }, j.removed));
     spool.on('janitorError', () => this.janitorErrors.inc());
     scheduler.on('attempt', (a) => {
       this.deliveries.inc({ target: a.target, outcome: a.outcome });
+      if (a.outcome === 'ok') this.totals.delivered += 1;
+      else if (a.outcome === 'fail') this.totals.failed += 1;
       this.deliveryDuration.observe({ target: a.target }, a.durationMs / 1000);
     });
     scheduler.on('dsn', (d) => this.countBounce(d.action));

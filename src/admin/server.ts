@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/types.js';
+import type { DashboardHttp } from '../dashboard/http.js';
 import { ERROR_CODES, RelayError, isRelayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import { parseBulkRequest } from './bulk.js';
@@ -15,6 +16,8 @@ export interface AdminServerDeps {
   readonly metrics: RelayMetrics;
   readonly ready: () => boolean;
   readonly logger: Logger;
+  /** The page and its assets (open) and its event stream (behind the token); absent: no dashboard. */
+  readonly dashboard?: DashboardHttp;
 }
 
 /** A bulk request is a filter, not data: anything bigger is a mistake. */
@@ -45,7 +48,8 @@ const OPEN_PATHS = new Set(['/healthz', '/readyz']);
  * GET /api/spool/messages/:id · GET /api/spool/messages/:id/body ·
  * POST /api/spool/messages/:id/{retry,hold,release,delete,bounce} · POST /api/spool/retry-all ·
  * POST /api/spool/actions ({ action, filter, dryRun? } → { matched, changed }) ·
- * POST /api/spool/check[?repair=1] · GET /api/spool/nodes (`{ nodes }`, null for a level spool)
+ * POST /api/spool/check[?repair=1] · GET /api/spool/nodes (`{ nodes }`, null for a level spool) ·
+ * GET / and GET /dashboard/<file> (the dashboard, no token) · GET /api/dashboard/events (SSE)
  */
 export class AdminServer {
   private readonly server: Server;
@@ -70,6 +74,7 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
+    this.deps.dashboard?.close();
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
@@ -85,6 +90,11 @@ export class AdminServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname;
+    const { dashboard } = this.deps;
+    if (dashboard?.isAsset(req.method, path)) {
+      if (dashboard.serveAsset(req, res, path)) return;
+      return this.sendCode(res, 'ONWARD_ERR_NOT_FOUND', `no dashboard file ${path}`);
+    }
     if (!OPEN_PATHS.has(path) && !this.authorised(req)) {
       return this.sendCode(res, 'ONWARD_ERR_UNAUTHORIZED', 'missing or wrong bearer token');
     }
@@ -100,6 +110,7 @@ export class AdminServer {
       res.end(await this.deps.metrics.registry.metrics());
       return;
     }
+    if (req.method === 'GET' && path === '/api/dashboard/events' && dashboard) return dashboard.events(req, res);
     if (req.method === 'GET' && path === '/api/spool/stats') return this.json(res, 200, await admin.stats());
     if (req.method === 'GET' && path === '/api/spool/nodes') return this.json(res, 200, { nodes: await admin.nodes() });
     if (req.method === 'GET' && path === '/api/spool/messages') return this.streamList(res, url.searchParams);

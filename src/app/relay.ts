@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { AdminServer, LocalSpoolAdmin, RelayMetrics } from '../admin/index.js';
 import { BounceReporter } from '../bounce/index.js';
 import type { Config } from '../config/types.js';
+import { Dashboard, DashboardAssets, DashboardEvents, QueueHistory } from '../dashboard/index.js';
 import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
@@ -15,6 +16,8 @@ export interface Relay {
   readonly ingress: SmtpIngress;
   readonly scheduler: DeliveryScheduler;
   readonly metrics: RelayMetrics;
+  /** The dashboard's ring of queue samples (this node's last hour). */
+  readonly history: QueueHistory;
   /** Bound SMTP listener addresses, in config order (port 0 resolves here). */
   readonly smtpAddresses: readonly AddressInfo[];
   readonly adminAddress: AddressInfo;
@@ -64,6 +67,11 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   // A shared spool's heartbeat carries this node's targets: `spool stats` sums them over the cluster.
   spool.setNodeStatus(() => Object.fromEntries(scheduler.targetStatus().map((t) => [t.name, { up: t.up, concurrency: t.concurrency }])));
   const metrics = new RelayMetrics({ spool, ingress, scheduler });
+  const history = new QueueHistory({ spool, activity: () => metrics.activity(), logger });
+  const dashboard = new Dashboard(
+    new DashboardAssets(),
+    new DashboardEvents({ history, spool, targetStatus: () => scheduler.targetStatus(), logger }),
+  );
   let listening = false;
   let current = config;
   const admin = new AdminServer({
@@ -80,6 +88,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     metrics,
     ready: () => listening && spool.available(),
     logger,
+    dashboard,
   });
   let smtpAddresses: AddressInfo[];
   let adminAddress: AddressInfo;
@@ -87,8 +96,10 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     adminAddress = await admin.listen();
     await scheduler.start();
     smtpAddresses = await ingress.start();
+    history.start();
     listening = true;
   } catch (err) {
+    history.stop();
     await ingress.close(0);
     await scheduler.stop(0);
     await transportHost?.close();
@@ -105,6 +116,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     ingress,
     scheduler,
     metrics,
+    history,
     smtpAddresses,
     adminAddress,
     reload(next: Config): string[] {
@@ -121,6 +133,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     close() {
       closing ??= (async () => {
         listening = false;
+        history.stop();
         const grace = current.shutdownGraceMs; // the config in force now, SIGHUP included
         const deadline = Date.now() + grace;
         await ingress.close(grace);

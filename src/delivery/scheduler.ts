@@ -147,9 +147,15 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     return n;
   }
 
-  /** Live target state for stats and metrics. */
-  targetStatus(): { name: string; up: boolean; concurrency: number; inFlight: number }[] {
-    return [...this.targets.entries()].map(([name, t]) => ({ name, up: t.state.up, concurrency: t.state.limit, inFlight: t.state.inFlight }));
+  /** Live target state for stats, metrics and the dashboard. */
+  targetStatus(): { name: string; up: boolean; concurrency: number; inFlight: number; lastError: { at: number; text: string } | null }[] {
+    return [...this.targets.entries()].map(([name, t]) => ({
+      name,
+      up: t.state.up,
+      concurrency: t.state.limit,
+      inFlight: t.state.inFlight,
+      lastError: t.state.lastError,
+    }));
   }
 
   private lane(name: string): Lane {
@@ -330,6 +336,8 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     const { delivery } = claimed;
     try {
       for (const a of outcome.attempts) {
+        const state = this.targets.get(a.target)?.state;
+        if (state && a.outcome !== 'ok') state.lastError = { at: a.at + a.durationMs, text: a.reply };
         this.emit('attempt', { target: a.target, outcome: a.outcome, durationMs: a.durationMs, deliveryId: delivery.id });
         this.log.info(
           {

@@ -9,6 +9,8 @@ import type { TargetConfig } from '../config/types.js';
 export class TargetState {
   limit: number;
   inFlight = 0;
+  /** The reply of the last attempt that ended ERROR or FAIL here (the dashboard shows it). */
+  lastError: { at: number; text: string } | null = null;
   private consecutiveErrors = 0;
   private downUntil: number | null = null;
   private probing = false;
