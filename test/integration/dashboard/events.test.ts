@@ -3,6 +3,7 @@ import { describe, expect, it } from '@jest/globals';
 import { pino } from 'pino';
 import { QueueHistory, type Tick } from '../../../src/dashboard/index.js';
 import { queuedId, sendRaw, waitUntil } from '../../helpers/common.js';
+import { startHttpSink } from '../../helpers/http-sink.js';
 import { sampleMessage, useTestRelays } from '../../helpers/relay.js';
 
 const TOKEN = 'dashboard-token-for-tests-0123456789';
@@ -75,6 +76,38 @@ describe('dashboard events', () => {
       await stream.stop();
     }
   }, 40_000);
+
+  it('shows a target answering 503 with its last error and the message deferred', async () => {
+    const sink = await startHttpSink({ respond: () => ({ status: 503, body: 'busy now' }) });
+    try {
+      const t = await start(
+        `retry: { schedule: [1h], jitter: 0 }\n` +
+          `targets:\n  hooks: { type: http, url: "${sink.url}", format: raw, circuit: { failures: 1000, probe: 1s } }\n` +
+          `routes: [{ match: "*", target: hooks }]\n`,
+      );
+      queuedId(await sendRaw(t.port, { from: 'a@client.test', to: ['b@x.test'] }, sampleMessage()));
+      const res = await fetch(`http://127.0.0.1:${t.relay.adminAddress.port}/api/dashboard/events`);
+      const stream = collect(res.body!);
+      try {
+        const row = await waitUntil(
+          'a tick with the hooks target deferred and its last error',
+          () =>
+            stream.events
+              .filter((e) => e.event === 'tick')
+              .map((e) => (e.data as Tick).targets.find((r) => r.name === 'hooks'))
+              .find((r) => r !== undefined && r.deferred === 1 && r.lastError !== null),
+          15_000,
+        );
+        expect(row.lastError?.text).toMatch(/503/);
+        expect(Number.isNaN(Date.parse(row.lastError?.at ?? ''))).toBe(false);
+        expect(row.up).toBe(true);
+      } finally {
+        await stream.stop();
+      }
+    } finally {
+      await sink.close();
+    }
+  }, 30_000);
 
   it('keeps the ring bounded at its capacity', async () => {
     const t = await start();
