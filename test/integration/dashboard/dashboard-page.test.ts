@@ -104,7 +104,8 @@ describeBrowser('the dashboard page', () => {
   it('holds all matching messages after a confirmation naming the count, and the list follows', async () => {
     await page.getByTestId('bulk-hold').click();
     const confirm = page.getByTestId('confirm');
-    await expect(confirm.getByTestId('confirm-text').textContent()).resolves.toContain(`Hold ${String(failing.length)} messages`);
+    // The count comes from a dry run first: the dialog opens once it answered.
+    await confirm.getByTestId('confirm-text').filter({ hasText: `Hold ${String(failing.length)} messages matching` }).waitFor();
     await confirm.getByTestId('confirm-ok').click();
     await page.getByTestId('bulk-result').filter({ hasText: `${String(failing.length)} matched, ${String(failing.length)} changed` }).waitFor();
     for (const id of failing) expect((await t.relay.spool.getMessage(id))?.state).toBe('held');
@@ -120,11 +121,13 @@ describeBrowser('the dashboard page', () => {
   it('resumes delivery on a bulk retry once the target is back', async () => {
     // Release them (deferred again, due in an hour), bring the target back, retry all matching.
     await page.getByTestId('bulk-release').click();
+    await page.getByTestId('confirm').getByTestId('confirm-text').filter({ hasText: `Release ${String(failing.length)} messages` }).waitFor();
     await page.getByTestId('confirm').getByTestId('confirm-ok').click();
     await page.getByTestId('bulk-result').filter({ hasText: 'release:' }).waitFor();
     sink.respond(() => ({ status: 200 }));
     const before = sink.requests.length;
     await page.getByTestId('bulk-retry').click();
+    await page.getByTestId('confirm').getByTestId('confirm-text').filter({ hasText: `Retry ${String(failing.length)} messages` }).waitFor();
     await page.getByTestId('confirm').getByTestId('confirm-ok').click();
     await sink.waitFor(before + failing.length, 10_000);
     for (const id of failing) {
