@@ -52,7 +52,8 @@ export async function sendDeferred(relay: BulkRelay, to: readonly string[], mess
   return ids;
 }
 
-const cli = async (relay: BulkRelay, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => runCli(relay, args);
+/** A bulk run over thousands of messages on a loaded machine (one transaction each on postgres) takes a while. */
+const cli = async (relay: BulkRelay, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => runCli(relay, args, { timeoutMs: 90_000 });
 
 /** Each action by filter through the API and the CLI: exact matched/changed, dry runs, refusals. */
 export async function bulkByFilter(relay: BulkRelay): Promise<void> {

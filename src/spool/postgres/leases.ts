@@ -24,10 +24,19 @@ export async function renewLeases(ctx: PgContext, leases: ReadonlyMap<string, nu
   return ids.filter((id) => !kept.has(id));
 }
 
+/**
+ * A freed lease's due time: now while the delivery still waits for an attempt; none when an
+ * operator held it, it became final, or its message was deleted while the attempt ran (the
+ * lease outlived its holder, so nothing else would clear it).
+ */
+function dueAgain(ctx: PgContext): string {
+  return `CASE WHEN d.state IN ('queued','deferred') AND EXISTS (SELECT 1 FROM ${ctx.s}.messages m WHERE m.id = d.queue_id AND m.finished_at IS NULL) THEN now() END`;
+}
+
 /** Frees expired leases of any node (due now); returns their lanes. */
 export async function takeOverExpired(ctx: PgContext): Promise<string[]> {
   const { rows } = await ctx.pool.query<{ lane: string }>(
-    `UPDATE ${ctx.s}.deliveries SET lease_owner = NULL, lease_expires_at = NULL, due_at = now()
+    `UPDATE ${ctx.s}.deliveries d SET lease_owner = NULL, lease_expires_at = NULL, due_at = ${dueAgain(ctx)}
      WHERE lease_owner IS NOT NULL AND lease_expires_at < now()
      RETURNING lane`,
   );
@@ -37,7 +46,7 @@ export async function takeOverExpired(ctx: PgContext): Promise<string[]> {
 /** At start: what this node id's previous incarnation held leased becomes due now (this process holds none yet). */
 export async function releaseOwnLeases(ctx: PgContext): Promise<string[]> {
   const { rows } = await ctx.pool.query<{ lane: string }>(
-    `UPDATE ${ctx.s}.deliveries SET lease_owner = NULL, lease_expires_at = NULL, due_at = now()
+    `UPDATE ${ctx.s}.deliveries d SET lease_owner = NULL, lease_expires_at = NULL, due_at = ${dueAgain(ctx)}
      WHERE lease_owner = $1
      RETURNING lane`,
     [ctx.nodeId],

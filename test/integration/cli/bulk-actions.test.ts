@@ -62,7 +62,7 @@ describe('bulk actions (level spool)', () => {
         child = await serve(env);
         return relay;
       },
-      4000,
+      2500,
     );
   }, 120_000);
 });

@@ -45,8 +45,8 @@ describePg('bulk actions (postgres spool)', () => {
         teardown.add(() => serve.kill());
         return asRelay(first);
       },
-      3000,
+      1500,
     );
     expect(serve.pid).not.toBe(first.serve.pid);
-  }, 150_000);
+  }, 240_000);
 });
