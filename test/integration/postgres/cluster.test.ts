@@ -90,6 +90,14 @@ describePg('a cluster of relays on one PostgreSQL', () => {
             await victim.serve.kill();
             killedAt = Date.now();
             dead.add(victim);
+            // A COMMIT the victim sent just before it died may still be running on the server:
+            // read what it held only once all its backends are gone (each sees EOF and exits).
+            await waitForValue(
+              () => count(db, `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name LIKE '${victim.nodeId}%'`),
+              (n) => n === 0,
+              10_000,
+              'the victim\'s database sessions ended',
+            );
             const { rows } = await db.query<{ id: string }>(`SELECT id FROM onward.deliveries WHERE lease_owner = $1`, [victim.nodeId]);
             stranded = rows.map((r) => r.id);
           }
@@ -106,6 +114,9 @@ describePg('a cluster of relays on one PostgreSQL', () => {
     // What the dead node held leased was retried by a survivor within the lease and a few seconds.
     const firstDeliveryOf = (deliveryId: string): number =>
       Math.min(...hooks.requests.filter((r) => r.headers['idempotency-key'] === deliveryId && r.headers['x-onward-attempt'] !== '1').map((r) => r.receivedAt.getTime()));
+    // The victim's own attempt 1 may have reached the sink before it died, so "every message
+    // at the sink" can hold before the survivors' retries: wait for those too, then time them.
+    await waitForValue(() => stranded.filter((id) => !Number.isFinite(firstDeliveryOf(id))), (left) => left.length === 0, 60_000, 'a retry of every stranded delivery');
     for (const id of stranded) expect(firstDeliveryOf(id) - killedAt).toBeLessThan(LEASE_MS + 5000);
     // A message delivered twice carries the same Idempotency-Key both times (the receiver can drop the repeat).
     const keysByMessage = new Map<string, Set<string>>();
