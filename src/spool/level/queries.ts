@@ -42,13 +42,17 @@ export async function* list(ctx: LevelContext, filter: ListFilter): AsyncIterabl
   const states = filter.states ?? ['queued', 'deferred', 'held'];
   const limit = filter.limit ?? Infinity;
   const matches = compileFilter(filter);
+  // Only the target filter looks at deliveries: without it a message is judged alone, and its
+  // deliveries are read for the messages listed only (a filter matching nothing reads none).
+  const needsDeliveries = filter.target !== undefined;
   const onlyOpen = states.every((s) => !FINISHED_MESSAGE_STATES.has(s));
   let count = 0;
   for await (const message of onlyOpen ? openMessages(ctx, filter.after) : allMessages(ctx, filter.after)) {
     if (count >= limit) return;
     if (!states.includes(message.state)) continue;
+    if (!needsDeliveries && !matches(message, [], ctx.now())) continue;
     const deliveries = await getDeliveries(ctx, message.id);
-    if (!matches(message, deliveries, ctx.now())) continue;
+    if (needsDeliveries && !matches(message, deliveries, ctx.now())) continue;
     count += 1;
     yield { message, deliveries };
   }
@@ -63,11 +67,24 @@ async function* allMessages(ctx: LevelContext, after?: string): AsyncIterable<Me
   for await (const value of ctx.db.values(rangeAfter(keys.messages, 'm!', after))) yield decodeRecord<MessageRecord>(value) as MessageRecord;
 }
 
+/** Open-index keys read per step of a listing, their messages fetched in one multi-get. */
+const OPEN_READ_BATCH = 256;
+
 /** Unfinished messages in arrival order, via the open index (finished ones are never read). */
-async function* openMessages(ctx: LevelContext, after?: string): AsyncIterable<MessageRecord> {
-  for await (const key of ctx.db.keys(rangeAfter(keys.opens, 'o!', after))) {
-    const message = await getMessage(ctx, key.slice(2));
-    if (message) yield message;
+async function* openMessages(ctx: LevelContext, after?: string, batch = OPEN_READ_BATCH): AsyncIterable<MessageRecord> {
+  const iterator = ctx.db.keys(rangeAfter(keys.opens, 'o!', after));
+  try {
+    for (;;) {
+      const openKeys = await iterator.nextv(batch);
+      if (openKeys.length === 0) return;
+      const values = await ctx.db.getMany(openKeys.map((key) => keys.message(key.slice(2))));
+      for (const value of values) {
+        const message = decodeRecord<MessageRecord>(value);
+        if (message) yield message;
+      }
+    }
+  } finally {
+    await iterator.close();
   }
 }
 
@@ -75,7 +92,7 @@ export async function stats(ctx: LevelContext): Promise<SpoolStats> {
   const snapshot = ctx.counters.read();
   let oldestQueuedAt: number | null = null;
   // The open index is in arrival order; only held messages are skipped on the way.
-  for await (const m of openMessages(ctx)) {
+  for await (const m of openMessages(ctx, undefined, 16)) {
     if (m.state === 'queued' || m.state === 'deferred') {
       oldestQueuedAt = m.receivedAt;
       break;
