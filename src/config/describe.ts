@@ -40,7 +40,8 @@ function describeTarget(target: TargetConfig): string {
       const extras = [`format ${target.format}`];
       const headers = Object.keys(target.headers).map((h) => `${h}: ${MASK}`);
       if (headers.length > 0) extras.push(`headers ${headers.join(', ')}`);
-      if (target.signingSecret !== null) extras.push(`signed (${MASK})`);
+      const secrets = target.signingSecrets.length;
+      if (secrets > 0) extras.push(`signed ${target.signing} (${secrets === 1 ? MASK : `${secrets} secrets ${MASK}`})`);
       return `http  ${maskUrl(target.url)}  ${limits}  (${extras.join('; ')})`;
     }
     case 'smtp': {

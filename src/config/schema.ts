@@ -6,6 +6,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { z } from 'zod';
+import { standardKey } from '../delivery/signing.js';
 import { BOOL_FORM, DURATION_FORM, SIZE_FORM, inputForms, intForm } from './input-forms.js';
 import type { Config, TargetConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
@@ -84,15 +85,39 @@ const circuit = z
 
 const targetCommon = { concurrency: int(1).optional(), circuit };
 
-const httpTarget = z.strictObject({
-  type: z.literal('http'),
-  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
-  format: z.enum(['json', 'raw']).default('json'),
-  headers: z.record(z.string(), z.string()).default({}),
-  signingSecret: text.nullish(),
-  timeout: positiveDuration.prefault('30s'),
-  ...targetCommon,
-});
+const httpTarget = z
+  .strictObject({
+    type: z.literal('http'),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+    format: z.enum(['json', 'raw']).default('json'),
+    headers: z.record(z.string(), z.string()).default({}),
+    signing: z.enum(['onward', 'standard', 'both']).default('onward'),
+    // A list is for key rotation: newest first, every secret signs every request.
+    signingSecret: z
+      .union([text, z.array(text).min(1)], { error: 'expected a secret or a list of secrets (newest first)' })
+      .nullish(),
+    timeout: positiveDuration.prefault('30s'),
+    ...targetCommon,
+  })
+  .superRefine((t, ctx) => {
+    if (t.signing === 'onward') return;
+    const secret = t.signingSecret;
+    if (secret === null || secret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['signingSecret'], message: `required with signing: ${t.signing}` });
+      return;
+    }
+    const secrets = typeof secret === 'string' ? [{ value: secret, path: ['signingSecret'] }] : secret.map((value, i) => ({ value, path: ['signingSecret', i] }));
+    for (const { value, path } of secrets) {
+      // Never echo the value: it is a secret.
+      if (standardKey(value) === null) ctx.addIssue({ code: 'custom', path, message: 'a whsec_ secret must be whsec_ followed by non-empty padded base64' });
+    }
+  });
+
+/** `signingSecret` as written → the resolved list (empty: unsigned). */
+function signingSecrets(secret: string | readonly string[] | null | undefined): readonly string[] {
+  if (secret === null || secret === undefined) return [];
+  return typeof secret === 'string' ? [secret] : secret;
+}
 
 const smtpTarget = z.strictObject({
   type: z.literal('smtp'),
@@ -125,7 +150,8 @@ function toTarget(name: string, t: z.output<typeof target>): TargetConfig {
         url: t.url,
         format: t.format,
         headers: t.headers,
-        signingSecret: t.signingSecret ?? null,
+        signing: t.signing,
+        signingSecrets: signingSecrets(t.signingSecret),
         timeoutMs: t.timeout,
         concurrency: t.concurrency ?? DEFAULT_CONCURRENCY.http,
         circuit: circuitConfig,

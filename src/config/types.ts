@@ -94,12 +94,17 @@ interface TargetBase {
   readonly circuit: CircuitConfig;
 }
 
+/** Which signature headers an http target sends (SPEC section 11): onward's, Standard Webhooks', or both. */
+export type SigningScheme = 'onward' | 'standard' | 'both';
+
 export interface HttpTargetConfig extends TargetBase {
   readonly type: 'http';
   readonly url: string;
   readonly format: 'json' | 'raw';
   readonly headers: Readonly<Record<string, string>>;
-  readonly signingSecret: string | null;
+  readonly signing: SigningScheme;
+  /** `signingSecret` as a list, newest first (one signature each); empty: no signature headers. */
+  readonly signingSecrets: readonly string[];
   readonly timeoutMs: number;
 }
 

@@ -3,7 +3,6 @@
  * section 4). undici's `request` rather than `fetch`: the same client without the WHATWG
  * stream and Headers layers, about half the CPU per request.
  */
-import { createHmac } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { Pool } from 'undici';
 import type { HttpTargetConfig } from '../config/types.js';
@@ -14,6 +13,7 @@ import {
   isContentionStatus,
 } from './classify.js';
 import { buildJsonPayload } from './http-payload.js';
+import { SIGNATURE_HEADERS, signatureHeaders } from './signing.js';
 import type { DeliveryJob, Outcome, Reply, Transport, TransportResult } from './types.js';
 
 /** Enough of an error page for nobody; reading past it only keeps a slow server's socket busy. */
@@ -23,8 +23,8 @@ const MAX_DRAIN_BYTES = 64 * 1024;
  * POSTs each delivery to `target.url`: `raw` sends the stored bytes as `message/rfc822`, `json`
  * the JsonPayload. Headers: `Idempotency-Key` (delivery id), `X-Onward-Queue-Id`,
  * `X-Onward-Attempt`, `X-Onward-Envelope-From` (`<>` for the null sender), `X-Onward-Envelope-To`
- * (`a@x, b@y`), the configured headers (which cannot override these), and with a signing secret
- * `X-Onward-Timestamp` + `X-Onward-Signature: sha256=<hex HMAC of "<timestamp>.<body>">`.
+ * (`a@x, b@y`), the configured headers (which cannot override these), and with signing secrets
+ * the signature headers of the target's `signing` scheme (signing.ts).
  * Every recipient gets the same result; `deliver` never rejects.
  */
 export function createHttpTransport(target: HttpTargetConfig): Transport {
@@ -105,11 +105,7 @@ async function buildRequest(
     'X-Onward-Envelope-From': headerValue(job.envelope.from === '' ? '<>' : job.envelope.from),
     'X-Onward-Envelope-To': headerValue(job.envelope.to.join(', ')),
   });
-  if (target.signingSecret !== null) {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    headers['X-Onward-Timestamp'] = timestamp;
-    headers['X-Onward-Signature'] = `sha256=${signBody(target.signingSecret, timestamp, body)}`;
-  }
+  Object.assign(headers, signatureHeaders(target, job.deliveryId, Math.floor(Date.now() / 1000), body));
   return { body, headers };
 }
 
@@ -120,14 +116,8 @@ const PROTOCOL_HEADERS = new Set([
   'x-onward-attempt',
   'x-onward-envelope-from',
   'x-onward-envelope-to',
-  'x-onward-timestamp',
-  'x-onward-signature',
+  ...SIGNATURE_HEADERS,
 ]);
-
-/** Hex HMAC-SHA256 of `<timestamp>.<body bytes>`: what `X-Onward-Signature` carries after `sha256=`. */
-export function signBody(secret: string, timestamp: string, body: Buffer): string {
-  return createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex');
-}
 
 /**
  * Milliseconds from `nowMs` that a `Retry-After` value (delta-seconds or HTTP-date) asks for;

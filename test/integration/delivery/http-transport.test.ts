@@ -74,7 +74,8 @@ function target(url: string, overrides: Partial<HttpTargetConfig> = {}): HttpTar
     url,
     format: 'raw',
     headers: {},
-    signingSecret: null,
+    signing: 'onward',
+    signingSecrets: [],
     timeoutMs: 2000,
     concurrency: 4,
     circuit: { failures: 5, probeMs: 30000 },
@@ -129,7 +130,7 @@ describe('HTTP transport', () => {
   });
 
   it('signs timestamp and body so that the receiver can verify them with node:crypto', async () => {
-    const t = await start({ signingSecret: 's3cret' });
+    const t = await start({ signingSecrets: ['s3cret'] });
     const before = Math.floor(Date.now() / 1000);
     await t.deliver(job());
     const request = sink.requests[0];
@@ -143,7 +144,7 @@ describe('HTTP transport', () => {
   });
 
   it('posts the parsed message as JSON with exactly the fields of the spec', async () => {
-    const t = await start({ format: 'json', signingSecret: 'k' });
+    const t = await start({ format: 'json', signingSecrets: ['k'] });
     const result = await t.deliver(job({ body: MULTIPART }));
     expect(result.recipients.every((r) => r.outcome === 'ok')).toBe(true);
     const request = sink.requests[0];

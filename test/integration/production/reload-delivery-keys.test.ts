@@ -4,9 +4,11 @@
  * calls on SIGHUP). Real HTTP sinks and file targets; the retry schedule is read back from
  * the delivery's `dueAt` in the spool.
  */
+import { createHmac } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
+import { Webhook } from 'standardwebhooks';
 import { dsnsOf } from '../../helpers/bounce-relay.js';
 import { useTeardown, waitForValue, type Yamlish } from '../../helpers/common.js';
 import { waitForQuiet } from '../../helpers/delivery-relay.js';
@@ -148,6 +150,27 @@ describe('reload applies the delivery-side keys', () => {
     expect(delivered.targets).toEqual(['other']);
     await waitForQuiet(t.r.relay);
     expect([a, b, c].map((s) => s.requests.map((r) => r.headers['x-onward-queue-id']))).toEqual([[viaA], [viaB], [viaC]]);
+  });
+
+  it('targets.signing / signingSecret: after a reload from onward [A] to standard [B, A] the next request verifies with A or B alone', async () => {
+    const s = await sink();
+    const dir = cleanup.tempDir('reload-signing-files');
+    const doc = (extra: Yamlish): Yamlish => ({ ...hookOnly(dir, s.url), targets: { hook: hook(s.url, extra), outbox: { type: 'file', path: join(dir, 'outbox') } } });
+    const [secretA, secretB] = ['secret-a', `whsec_${Buffer.from('secret b, 24 bytes long.').toString('base64')}`];
+    const t = await startReloadable(cleanup, 'signing', doc({ signingSecret: secretA }));
+    await send(t, 'signed with a');
+    const [first] = await s.waitFor(1);
+    expect(first!.headers['webhook-signature']).toBeUndefined();
+    expect(first!.headers['x-onward-signature']).toBe(`sha256=${createHmac('sha256', secretA).update(`${String(first!.headers['x-onward-timestamp'])}.`).update(first!.body).digest('hex')}`);
+
+    expect(t.reload(doc({ signing: 'standard', signingSecret: [secretB, secretA] }))).toEqual([]);
+    await send(t, 'signed with b and a');
+    const second = (await s.waitFor(2))[1]!;
+    expect(second.headers['x-onward-signature']).toBeUndefined();
+    const headers = Object.fromEntries(Object.entries(second.headers).map(([k, v]) => [k, String(v)]));
+    for (const verifier of [new Webhook(secretB), new Webhook(Buffer.from(secretA, 'utf8'), { format: 'raw' })]) {
+      expect(() => verifier.verify(second.body, headers, { jsonParse: false })).not.toThrow();
+    }
   });
 
   it('targets.concurrency: three held requests at once under 3; after a reload to 1, the next three go one at a time', async () => {

@@ -116,7 +116,8 @@ describe('parseConfig', () => {
       url: 'https://hooks.example.com/mail',
       format: 'json',
       headers: { Authorization: 'Bearer hook-token' },
-      signingSecret: 'hook-hmac',
+      signing: 'onward',
+      signingSecrets: ['hook-hmac'],
       timeoutMs: 30_000,
       concurrency: 16,
       circuit: { failures: 5, probeMs: 30_000 },
@@ -195,7 +196,7 @@ routes: [{ match: "*", target: h }]
 `,
       {},
     );
-    expect(config.targets['h']).toMatchObject({ format: 'json', headers: {}, signingSecret: null, timeoutMs: 30_000, concurrency: 16 });
+    expect(config.targets['h']).toMatchObject({ format: 'json', headers: {}, signing: 'onward', signingSecrets: [], timeoutMs: 30_000, concurrency: 16 });
     expect(config.targets['s']).toMatchObject({
       port: 25,
       secure: 'none',

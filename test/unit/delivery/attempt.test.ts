@@ -123,7 +123,7 @@ describe('brokenAttempt', () => {
 
 describe('attemptBoundMs', () => {
   it('allows twice the target timeout, a margin, and the transfer at 64 kB/s', () => {
-    const http = { ...fileTarget('h', '/x'), type: 'http', url: 'http://127.0.0.1/', format: 'raw', headers: {}, signingSecret: null, timeoutMs: 200 } as const;
+    const http = { ...fileTarget('h', '/x'), type: 'http', url: 'http://127.0.0.1/', format: 'raw', headers: {}, signing: 'onward', signingSecrets: [], timeoutMs: 200 } as const;
     expect(attemptBoundMs(http, 0)).toBe(1400);
     expect(attemptBoundMs(http, 640_000)).toBe(11_400);
     expect(attemptBoundMs(fileTarget('f', '/x'), 0)).toBe(61_000);
