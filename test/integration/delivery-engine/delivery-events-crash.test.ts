@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { ensureBuilt, makeTempDir, openSpool, removeDir, useCleanup, waitForValue } from '../../helpers/common.js';
+import { cliJson } from '../../helpers/cli.js';
 import { startHttpSink } from '../../helpers/http-sink.js';
 import { deliveryConfigDoc, sendMany, simpleMessage, spawnRelay, writeConfig } from '../../helpers/delivery-relay.js';
 
@@ -49,6 +50,16 @@ describe('delivery events across a crash', () => {
     await waitForValue(tried, (s) => ids.every((id) => s.has(`${id}.0.1.delivered`)), 10_000, 'a refused try of every event');
     first.kill('SIGKILL');
     expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' });
+
+    // The operator's view of the stopped spool: no messages in the queue, the events with --events.
+    const env = { configPath };
+    expect(await cliJson<unknown[]>(env, ['spool', 'list', '--json'])).toEqual([]);
+    const listed = await cliJson<{ id: string; sender: string; messageId: string }[]>(env, ['spool', 'list', '--events', '--json']);
+    expect(listed.map((e) => e.messageId).sort()).toEqual(ids.map((id) => `${id}.0.1.delivered`).sort());
+    expect(listed.every((e) => e.sender === '')).toBe(true);
+    const shown = await cliJson<{ eventOf: string; headers: unknown[] }>(env, ['spool', 'show', listed[0]?.id ?? '', '--json']);
+    expect(ids).toContain(shown.eventOf);
+    expect(shown.headers).toEqual([]);
 
     // On disk: every event, undelivered, beside its delivered message.
     const spool = await openSpool(join(dir, 'spool'));
