@@ -15,6 +15,8 @@ export interface ListArgs {
   /** The cursor: a queue id, only messages listed after it. */
   readonly after?: string | undefined;
   readonly limit?: string | number | undefined;
+  /** `true`: list delivery events instead of messages (SPEC 11); default messages only. */
+  readonly events?: string | boolean | undefined;
 }
 
 /** The listing options that select messages (what a bulk action's filter may hold). */
@@ -46,6 +48,10 @@ export function parseListArgs(args: ListArgs): ListFilter {
     } catch (err) {
       throw new RelayError('ONWARD_ERR_BAD_ARGS', `--older-than: ${(err as Error).message}`);
     }
+  }
+  if (args.events !== undefined && args.events !== '' && args.events !== false && args.events !== 'false') {
+    if (args.events !== true && args.events !== 'true') throw new RelayError('ONWARD_ERR_BAD_ARGS', `--events: expected true or false, got "${String(args.events)}"`);
+    filter.events = true;
   }
   if (args.limit !== undefined && args.limit !== '') {
     const limit = Number(args.limit);

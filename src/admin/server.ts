@@ -152,6 +152,7 @@ export class AdminServer {
       messageId: query.get('messageId') ?? undefined,
       after: query.get('after') ?? undefined,
       limit: query.get('limit') ?? undefined,
+      events: query.get('events') ?? undefined,
     };
     parseListArgs(args); // reject bad options with a 400 before the stream starts
     res.writeHead(200, { 'content-type': 'application/x-ndjson' });

@@ -7,6 +7,7 @@ import type { BounceReporter } from '../bounce/index.js';
 import { dsnStatusFor } from '../bounce/index.js';
 import { localReply } from '../delivery/index.js';
 import { RelayError } from '../errors.js';
+import type { EventBuilder } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
@@ -49,6 +50,8 @@ const OPERATOR_BOUNCE = localReply('bounced by the operator');
 export interface LocalSpoolAdminDeps {
   readonly spool: Spool;
   readonly reporter: BounceReporter;
+  /** Builds the `failed` events (reason `operator`) an operator bounce writes with it; absent: none. */
+  readonly events?: Pick<EventBuilder, 'forGiveUp'> | null;
   readonly logger: Logger;
   /** Every configured target, so stats name the idle ones too. */
   /** The configured targets now (a reload may add or remove some). */
@@ -93,7 +96,9 @@ export class LocalSpoolAdmin implements SpoolAdmin {
     const message = await this.spool.getMessage(id);
     if (!message) throw notFound(id);
     const body = await this.spool.getBody(id);
-    return showView(message, await this.spool.getDeliveries(id), body ? headerFields(body.subarray(0, headerEnd(body)).toString('utf8')) : []);
+    // An event's body is its JSON, not a mail: no header section.
+    const headers = body && message.eventOf === null ? headerFields(body.subarray(0, headerEnd(body)).toString('utf8')) : [];
+    return showView(message, await this.spool.getDeliveries(id), headers);
   }
 
   async body(id: string): Promise<Buffer> {
@@ -124,8 +129,10 @@ export class LocalSpoolAdmin implements SpoolAdmin {
     let dsnQueued = false;
     const message =
       action === 'bounce'
-        ? await this.spool.giveUp(id, OPERATOR_BOUNCE, async (m, failed, body) => {
-            if (m.sender === '') return null;
+        ? await this.spool.giveUp(id, OPERATOR_BOUNCE, async (m, failed, body, given) => {
+            // Written in the bounce's own batch: the events can neither be lost nor outlive it.
+            const events = this.deps.events?.forGiveUp(m, given, OPERATOR_BOUNCE, Date.now()) ?? [];
+            if (m.sender === '') return { dsn: null, events };
             const dsn = await this.reporter.buildMessage(
                   m.id,
                   m.sender,
@@ -141,7 +148,7 @@ export class LocalSpoolAdmin implements SpoolAdmin {
                   Date.now(),
                 );
             dsnQueued = dsn !== null;
-            return dsn;
+            return { dsn, events };
           })
         : await this.spool.act(id, action);
     if (action === 'bounce' && dsnQueued) this.deps.onDsn?.('failed');

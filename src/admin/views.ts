@@ -19,6 +19,8 @@ export interface ShowView extends ListEntry {
   client: MessageRecord['client'];
   finishedAt: string | null;
   bounceOf: string | null;
+  /** A delivery event (SPEC 11): the queue id it reports on; its messageId is the event id. */
+  eventOf: string | null;
   headers: [string, string][];
   deliveries: {
     id: string;
@@ -87,6 +89,7 @@ export function showView(message: MessageRecord, deliveries: readonly DeliveryRe
     client: message.client,
     finishedAt: iso(message.finishedAt),
     bounceOf: message.bounceOf,
+    eventOf: message.eventOf,
     headers,
     deliveries: deliveries.map((d) => ({
       id: d.id,

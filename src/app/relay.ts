@@ -4,6 +4,7 @@ import { BounceReporter } from '../bounce/index.js';
 import type { Config } from '../config/types.js';
 import { Dashboard, DashboardAssets, DashboardEvents, QueueHistory } from '../dashboard/index.js';
 import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
+import { EventBuilder } from '../events/index.js';
 import type { Logger } from '../log.js';
 import { createRouter } from '../routing/index.js';
 import { SmtpIngress, assertSmtpServerPatchable } from '../smtp/index.js';
@@ -54,6 +55,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   const router = createRouter(config.routes);
   const ingress = new SmtpIngress({ config, spool, capacity, logger });
   const reporter = new BounceReporter({ config, route: router, logger });
+  const events = new EventBuilder(config);
   // Transports run on the delivery thread when the compiled worker exists (not under ts-jest).
   const workerScript = TransportHost.compiledWorker();
   const transportHost = workerScript ? new TransportHost(logger.child({ component: 'delivery' }), workerScript) : null;
@@ -62,6 +64,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     spool,
     logger,
     reporter,
+    events,
     ...(transportHost ? { transports: (target, options) => transportHost.open(target, options) } : {}),
   });
   // A shared spool's heartbeat carries this node's targets: `spool stats` sums them over the cluster.
@@ -79,6 +82,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     admin: new LocalSpoolAdmin({
       spool,
       reporter,
+      events,
       logger: logger.child({ component: 'spool-admin' }),
       targetNames: () => Object.keys(current.targets),
       targetStatus: () => scheduler.targetStatus(),
@@ -127,6 +131,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       ingress.reconfigure(next);
       scheduler.reconfigure(next);
       reporter.reconfigure(next, createRouter(next.routes));
+      events.reconfigure(next);
       current = next;
       return needsRestart;
     },

@@ -68,6 +68,7 @@ export function showText(m: ShowView): string {
   ];
   if (m.finishedAt) lines.push(`finished      ${m.finishedAt}`);
   if (m.bounceOf) lines.push(`bounce of     ${m.bounceOf}`);
+  if (m.eventOf) lines.push(`event of      ${m.eventOf} (its body is the event JSON: onward spool body ${m.id})`);
   const subject = m.headers.find(([k]) => k.toLowerCase() === 'subject');
   if (subject) lines.push(`subject       ${subject[1]}`);
   for (const d of m.deliveries) {

@@ -15,9 +15,10 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
   const remote = new RemoteSpoolAdmin(config.admin);
   if (await remote.reachable()) return { admin: remote, online: true };
   // Loaded only for a stopped spool: keeps the online CLI quick to start.
-  const [{ LocalSpoolAdmin }, { BounceReporter }, { createLogger }, { createRouter }, { openSpool }] = await Promise.all([
+  const [{ LocalSpoolAdmin }, { BounceReporter }, { EventBuilder }, { createLogger }, { createRouter }, { openSpool }] = await Promise.all([
     import('../admin/spool-admin.js'),
     import('../bounce/index.js'),
+    import('../events/index.js'),
     import('../log.js'),
     import('../routing/index.js'),
     import('../app/spool.js'),
@@ -30,7 +31,8 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
       // Offline actions are logged to stderr, like the relay's own log lines.
       const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
       const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });
-      const admin = new LocalSpoolAdmin({ spool, reporter, logger, targetNames: () => Object.keys(config.targets), targetStatus: null, closeSpool: true });
+      const events = new EventBuilder(config); // an offline operator bounce reports `failed` events too
+      const admin = new LocalSpoolAdmin({ spool, reporter, events, logger, targetNames: () => Object.keys(config.targets), targetStatus: null, closeSpool: true });
       return { admin, online: false };
     } catch (err) {
       if (isRelayError(err, 'ONWARD_ERR_SPOOL_UNAVAILABLE')) {

@@ -25,6 +25,7 @@ interface SpoolArgs extends GlobalArgs {
   readonly 'dry-run'?: boolean;
   readonly limit?: number;
   readonly after?: string;
+  readonly events?: boolean;
 }
 
 /** Opens the spool (online or offline), runs `work`, maps typed errors to SPEC exit codes. */
@@ -77,10 +78,11 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
       ...filterOptions,
       after: { type: 'string', describe: 'only messages listed after this queue id (the next page)' },
       limit: { type: 'number', describe: 'at most N messages' },
+      events: { type: 'boolean', default: false, describe: 'list delivery events (waiting to be POSTed to events.target) instead of messages' },
     }),
   handler: (args) =>
     withSpool(args, async (admin) => {
-      const listArgs: ListArgs = { ...filterOf(args), after: args.after, limit: args.limit };
+      const listArgs: ListArgs = { ...filterOf(args), after: args.after, limit: args.limit, ...(args.events === true ? { events: true } : {}) };
       parseListArgs(listArgs); // bad options fail before anything is printed
       let count = 0;
       // Rows are written as they stream in: a huge spool starts printing at once.
@@ -90,7 +92,8 @@ const list: CommandModule<GlobalArgs, SpoolArgs> = {
         await print(args.json ? (count > 0 ? ',\n' : '\n') + JSON.stringify(entry) : listRow(entry) + '\n');
         count += 1;
       }
-      await print(args.json ? (count > 0 ? '\n]\n' : ']\n') : `-- ${count} message${count === 1 ? '' : 's'}\n`);
+      const noun = args.events === true ? 'event' : 'message';
+      await print(args.json ? (count > 0 ? '\n]\n' : ']\n') : `-- ${count} ${noun}${count === 1 ? '' : 's'}\n`);
     }),
 };
 

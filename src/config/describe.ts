@@ -18,6 +18,7 @@ export function describeConfig(config: Config): string {
     'routes (first match wins, per recipient):',
     ...config.routes.map((r) => `  ${r.match} -> ${r.targets.join(', then ')}`),
     `bounces: from ${config.bounces.from} via ${config.bounces.via ?? 'routes'}`,
+    `events: ${config.events === null ? 'off' : `${config.events.types.join(', ')} to ${config.events.target}`}`,
     `relay: without AUTH from ${config.relay.allowNetworks.join(', ') || 'nowhere'}; ` +
       `users: ${config.relay.users.map((u) => `${u.username}:${MASK}`).join(', ') || 'none'}`,
     `spool: ${describeSpool(config)}`,

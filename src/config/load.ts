@@ -153,6 +153,15 @@ function checkAcrossFields(raw: unknown): string[] {
     if (typeof via === 'string' && !known.has(via)) {
       problems.push(`bounces.via: unknown target ${JSON.stringify(via)}`);
     }
+    const events = raw['events'];
+    const eventsTarget = isRecord(events) ? events['target'] : undefined;
+    if (typeof eventsTarget === 'string' && eventsTarget !== '') {
+      const t = targets[eventsTarget];
+      if (!known.has(eventsTarget)) problems.push(`events.target: unknown target ${JSON.stringify(eventsTarget)}`);
+      else if (!isRecord(t) || t['type'] !== 'http' || (t['format'] ?? 'json') !== 'json') {
+        problems.push(`events.target: target ${JSON.stringify(eventsTarget)} must be an http target with format: json (events are JSON documents)`);
+      }
+    }
   }
   const admin = isRecord(raw['admin']) ? raw['admin'] : {};
   const adminHost = admin['host'] ?? '127.0.0.1';

@@ -268,6 +268,12 @@ export const configSchema = z
       .refine((targets) => Object.keys(targets).length > 0, 'expected at least one target'),
     routes: z.array(route).min(1),
     bounces: z.strictObject({ from: email.optional(), via: targetName.nullish() }).prefault({}),
+    events: z
+      .strictObject({
+        target: targetName,
+        types: z.array(z.enum(['delivered', 'deferred', 'failed'])).min(1).default(['delivered', 'deferred', 'failed']),
+      })
+      .nullish(),
     admin: z
       .strictObject({
         host: text.default('127.0.0.1'),
@@ -329,6 +335,7 @@ export const configSchema = z
         targets: typeof r.target === 'string' ? [r.target] : r.target,
       })),
       bounces: { from: c.bounces.from ?? `MAILER-DAEMON@${c.hostname}`, via: c.bounces.via ?? null },
+      events: c.events ? { target: c.events.target, types: [...new Set(c.events.types)] } : null,
       admin: { host: c.admin.host, port: c.admin.port, token: c.admin.token ?? null },
       shutdownGraceMs: c.shutdownGrace,
       log: c.log,

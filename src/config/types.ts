@@ -140,6 +140,16 @@ export interface BouncesConfig {
   readonly via: string | null;
 }
 
+export type DeliveryEventType = 'delivered' | 'deferred' | 'failed';
+
+/** Delivery events (SPEC 11): what became of each delivery attempt, POSTed to an http json target. */
+export interface EventsConfig {
+  /** An `http` target with `format: json`; events go straight to it (not through routes). */
+  readonly target: string;
+  /** Which events are written; default all three. */
+  readonly types: readonly DeliveryEventType[];
+}
+
 export interface AdminConfig {
   readonly host: string;
   readonly port: number;
@@ -161,6 +171,8 @@ export interface Config {
   readonly targets: Readonly<Record<string, TargetConfig>>;
   readonly routes: readonly RouteConfig[];
   readonly bounces: BouncesConfig;
+  /** Delivery events; null when not configured. */
+  readonly events: EventsConfig | null;
   readonly admin: AdminConfig;
   readonly shutdownGraceMs: number;
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };

@@ -22,6 +22,8 @@ export interface RecipientOutcome {
   readonly reply: Reply | null;
   /** ERROR recipients that outlived retry.maxAge: failed, reported as expired (4.4.7). */
   readonly expired: boolean;
+  /** The target that gave this recipient's reply (delivery events name it). */
+  readonly target?: string;
 }
 
 export interface AttemptOutcome {
@@ -46,6 +48,7 @@ export async function runAttempt(
   const { delivery, message, body } = claimed;
   let remaining = delivery.recipients.filter((r) => r.state !== 'delivered' && r.state !== 'failed').map((r) => r.address);
   const results = new Map<string, RecipientResult>();
+  const answeredBy = new Map<string, string>();
   const attempts: AttemptRecord[] = [];
   let retryAfterMs: number | null = null;
   let tried = 0;
@@ -61,7 +64,10 @@ export async function runAttempt(
       const at = now();
       if (!live) {
         const reply = localReply(`unknown target "${name}"`);
-        for (const address of remaining) results.set(address, { address, outcome: 'error', reply });
+        for (const address of remaining) {
+          results.set(address, { address, outcome: 'error', reply });
+          answeredBy.set(address, name);
+        }
         attempts.push({ at, target: name, outcome: 'error', reply: reply.text, durationMs: 0 });
         tried += 1;
         continue;
@@ -81,12 +87,17 @@ export async function runAttempt(
         envelope: { from: message.sender, to: remaining },
         body,
         receivedAt: new Date(message.receivedAt),
+        // A delivery event: its body is the event JSON, POSTed as is with its id as Idempotency-Key.
+        event: message.eventOf !== null && message.messageId !== null ? { id: message.messageId } : null,
       });
       holding = null;
       if (result.localFailure) live.state.release(1);
       else live.state.end(now(), result.recipients.some((r) => r.outcome !== 'error'), result.contention);
       if (result.retryAfterMs !== null) retryAfterMs = result.retryAfterMs;
-      for (const r of result.recipients) results.set(r.address, r);
+      for (const r of result.recipients) {
+        results.set(r.address, r);
+        answeredBy.set(r.address, name);
+      }
       attempts.push({ at, target: name, outcome: worstOutcome(result.recipients), reply: summarise(result.recipients), durationMs: result.durationMs });
       remaining = result.recipients.filter((r) => r.outcome === 'error').map((r) => r.address);
       if (result.localFailure) {
@@ -120,9 +131,10 @@ export async function runAttempt(
   }
 
   const recipients: RecipientOutcome[] = [...results.values()].map((r) => {
-    if (r.outcome === 'ok') return { address: r.address, state: 'delivered', reply: r.reply, expired: false };
-    if (r.outcome === 'fail') return { address: r.address, state: 'failed', reply: r.reply, expired: false };
-    return { address: r.address, state: expired ? 'failed' : 'deferred', reply: r.reply, expired };
+    const target = answeredBy.get(r.address) ?? delivery.targets[0] ?? '';
+    if (r.outcome === 'ok') return { address: r.address, state: 'delivered', reply: r.reply, expired: false, target };
+    if (r.outcome === 'fail') return { address: r.address, state: 'failed', reply: r.reply, expired: false, target };
+    return { address: r.address, state: expired ? 'failed' : 'deferred', reply: r.reply, expired, target };
   });
   const deferred = recipients.some((r) => r.state === 'deferred');
   return {

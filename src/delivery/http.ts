@@ -91,15 +91,16 @@ async function buildRequest(
   job: DeliveryJob,
 ): Promise<{ body: Buffer; headers: Record<string, string> }> {
   const json = target.format === 'json';
-  const body = json ? Buffer.from(JSON.stringify(await buildJsonPayload(job)), 'utf8') : job.body;
+  const event = job.event ?? null; // a delivery event: its stored JSON, as is
+  const body = event ? job.body : json ? Buffer.from(JSON.stringify(await buildJsonPayload(job)), 'utf8') : job.body;
   // Configured headers first so that nothing configured can forge the protocol headers.
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(target.headers)) {
     if (!PROTOCOL_HEADERS.has(name.toLowerCase())) headers[name] = value;
   }
   Object.assign(headers, {
-    'Content-Type': json ? 'application/json' : 'message/rfc822',
-    'Idempotency-Key': job.deliveryId,
+    'Content-Type': json || event ? 'application/json' : 'message/rfc822',
+    'Idempotency-Key': event?.id ?? job.deliveryId,
     'X-Onward-Queue-Id': job.queueId,
     'X-Onward-Attempt': String(job.attempt),
     'X-Onward-Envelope-From': headerValue(job.envelope.from === '' ? '<>' : job.envelope.from),

@@ -20,9 +20,16 @@ export interface FailureReporter {
   prepare(claimed: ClaimedDelivery, outcome: AttemptOutcome, now: number): Promise<FailureReport>;
 }
 
+/** Builds the delivery events (SPEC 11) of a recorded attempt, written in the same atomic write. */
+export interface EventReporter {
+  forAttempt(claimed: ClaimedDelivery, outcome: AttemptOutcome, now: number): readonly NewMessage[];
+}
+
 export interface RecorderDeps {
   readonly spool: Spool;
   readonly reporter: FailureReporter | null;
+  /** Delivery events; absent or null: none. */
+  readonly events?: EventReporter | null;
   readonly log: Logger;
   readonly now: () => number;
   /** True once the scheduler stops: a failed write then leaves the lease for the next start. */
@@ -54,6 +61,12 @@ export class OutcomeRecorder {
     } catch (err) {
       log.error({ err, deliveryId: delivery.id }, 'cannot build the DSN; outcome recorded without it');
     }
+    let events: readonly NewMessage[] = [];
+    try {
+      events = this.deps.events?.forAttempt(claimed, outcome, now()) ?? [];
+    } catch (err) {
+      log.error({ err, deliveryId: delivery.id }, 'cannot build the delivery events; outcome recorded without them');
+    }
     const update: AttemptUpdate = {
       attempts: outcome.attempts,
       recipients: outcome.recipients.map((r) => ({ address: r.address, state: r.state, reply: r.reply })),
@@ -61,6 +74,7 @@ export class OutcomeRecorder {
       reported: report?.reported ?? [],
       delayWarned: report?.delayWarned ?? false,
       dsn: report?.dsn ?? undefined,
+      ...(events.length > 0 ? { events } : {}),
     };
     for (let tries = 1; ; tries++) {
       try {

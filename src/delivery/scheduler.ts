@@ -3,12 +3,12 @@ import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import { laneOf, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
 import { brokenAttempt, leaseBoundMs, runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
-import { OutcomeRecorder, type FailureReporter } from './record.js';
+import { OutcomeRecorder, type EventReporter, type FailureReporter } from './record.js';
 import { TargetState } from './target-state.js';
 import { createTransport, type TransportFactory } from './transports.js';
 import type { Outcome } from './types.js';
 
-export type { FailureReport, FailureReporter } from './record.js';
+export type { EventReporter, FailureReport, FailureReporter } from './record.js';
 
 export interface SchedulerEvents {
   attempt: [{ target: string; outcome: Outcome; durationMs: number; deliveryId: string }];
@@ -22,6 +22,8 @@ export interface SchedulerDeps {
   readonly spool: Spool;
   readonly logger: Logger;
   readonly reporter: FailureReporter | null;
+  /** Delivery events (SPEC 11) written with each outcome; absent: none. */
+  readonly events?: EventReporter | null;
   readonly now?: () => number;
   /** Where transports run; default this thread (the relay passes the delivery thread's). */
   readonly transports?: TransportFactory;

@@ -37,6 +37,11 @@ export interface DeliveryJob {
   /** The stored RFC 5322 bytes, sent unchanged. */
   readonly body: Buffer;
   readonly receivedAt: Date;
+  /**
+   * Set when the message is a delivery event (SPEC 11): the body is the event JSON, sent as
+   * is (`application/json`, never parsed as mail) with `id` as the Idempotency-Key.
+   */
+  readonly event?: { readonly id: string } | null;
 }
 
 export interface TransportResult {

@@ -4,7 +4,7 @@
  */
 import { deliveryId as makeDeliveryId } from './ids.js';
 import { FINAL_DELIVERY_STATES, FINISHED_MESSAGE_STATES, finalDeliveryState, messageStateOf } from './state.js';
-import type { AdminAction, AttemptUpdate, DeliveryRecord, DeliveryState, MessageRecord, NewMessage, RecipientRecord } from './types.js';
+import type { AdminAction, AttemptUpdate, DeliveryRecord, DeliveryState, GiveUpReport, MessageRecord, NewMessage, RecipientRecord } from './types.js';
 
 export function newRecords(msg: NewMessage, now: number): { message: MessageRecord; deliveries: DeliveryRecord[] } {
   const deliveries = msg.deliveries.map(
@@ -34,6 +34,7 @@ export function newRecords(msg: NewMessage, now: number): { message: MessageReco
     finishedAt: null,
     dedupKey: msg.dedupKey,
     bounceOf: msg.bounceOf,
+    eventOf: msg.eventOf ?? null,
   };
   return { message, deliveries };
 }
@@ -97,4 +98,16 @@ export function afterAction(action: AdminAction, d: DeliveryRecord, now: number)
 
 function setPending(d: DeliveryRecord, state: 'held' | 'queued'): RecipientRecord[] {
   return d.recipients.map((r) => (r.state === 'delivered' || r.state === 'failed' ? r : { ...r, state }));
+}
+
+/** A giveUp report's DSN and events, whichever form it returned (a DSN alone, or both). */
+export function giveUpParts(report: NewMessage | GiveUpReport | null): GiveUpReport {
+  if (report === null) return { dsn: null, events: [] };
+  if ('events' in report) return report;
+  return { dsn: report, events: [] };
+}
+
+/** Old records (written before delivery events) have no `eventOf`: they are messages. */
+export function withEventOf(message: MessageRecord): MessageRecord {
+  return message.eventOf === undefined ? { ...message, eventOf: null } : message;
 }

@@ -69,6 +69,11 @@ export interface MessageRecord {
   readonly dedupKey: string | null;
   /** Set on DSNs we generate: the queue id of the message they report on. */
   readonly bounceOf: string | null;
+  /**
+   * Set on delivery events (SPEC 11): the queue id of the message whose delivery outcome
+   * the event reports. Its body is the event JSON, its messageId the event id.
+   */
+  readonly eventOf: string | null;
 }
 
 /** A message that the ingress (or the bounce step) hands to the spool. */
@@ -82,6 +87,8 @@ export interface NewMessage {
   readonly deliveries: readonly { readonly targets: readonly string[]; readonly recipients: readonly string[] }[];
   readonly dedupKey: string | null;
   readonly bounceOf: string | null;
+  /** A delivery event: the queue id it reports on (absent: null, an ordinary message). */
+  readonly eventOf?: string | null;
   /** Pre-allocated queue id (the ingress needs it for the Received header). */
   readonly queueId: string;
 }
@@ -129,7 +136,37 @@ export interface AttemptUpdate {
   readonly delayWarned?: boolean;
   /** DSN written in the same atomic batch as the outcome. */
   readonly dsn?: NewMessage | undefined;
+  /**
+   * Delivery events (spool messages with `eventOf`) written in the same atomic batch as the
+   * outcome they report. Left out when the delivery was already final (an operator bounce
+   * won the race): the attempt is then only recorded, it changed no outcome.
+   */
+  readonly events?: readonly NewMessage[] | undefined;
 }
+
+/** What `giveUp`'s report returns: the DSN and the `failed` events, written in its batch. */
+export interface GiveUpReport {
+  readonly dsn: NewMessage | null;
+  readonly events: readonly NewMessage[];
+}
+
+/** A delivery `giveUp` ended: as it was before, and its recipients that failed now. */
+export interface GivenUpDelivery {
+  readonly delivery: DeliveryRecord;
+  readonly failed: readonly RecipientRecord[];
+}
+
+/**
+ * Builds what an operator bounce writes with it: a DSN (the older form) or a GiveUpReport.
+ * `deliveries` groups `failed` by delivery.
+ */
+export type GiveUpReporter = (
+  message: MessageRecord,
+  failed: readonly RecipientRecord[],
+  body: Buffer | null,
+  deliveries: readonly GivenUpDelivery[],
+) => Promise<NewMessage | GiveUpReport | null>;
+
 
 export interface ListFilter {
   readonly states?: readonly MessageState[];
@@ -139,6 +176,11 @@ export interface ListFilter {
   readonly olderThanMs?: number;
   /** Glob on the Message-ID (without angle brackets); a message without one never matches. */
   readonly messageId?: string;
+  /**
+   * Delivery events instead of messages: listings show messages only (false, the default)
+   * or events only (true). Events are spool messages of their own (`eventOf`).
+   */
+  readonly events?: boolean;
   /** A queue id: only messages after it in listing order (the cursor of the next page). */
   readonly after?: string;
   readonly limit?: number;
@@ -261,11 +303,7 @@ export interface Spool {
    * Gives up on a message now (operator `bounce`): every unfinished recipient fails with
    * `reason`; `report` builds the DSN, written in the same batch.
    */
-  giveUp(
-    queueId: string,
-    reason: Reply,
-    report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
-  ): Promise<MessageRecord>;
+  giveUp(queueId: string, reason: Reply, report: GiveUpReporter): Promise<MessageRecord>;
   /** Called with the lane whenever a delivery becomes due now (new message, retry, release). */
   onDue(listener: (lane: string) => void): void;
   /** Lets the scheduler take new deliveries straight from accept (see DispatchSlot). */

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe } from '@jest/globals';
 import { acceptContract } from './accept.contract.js';
 import { adminContract } from './admin.contract.js';
 import { attemptContract } from './attempts.contract.js';
+import { eventsContract } from './events.contract.js';
 import type { OpenSpool, SpoolHarness, SpoolHarnessFactory } from './harness.js';
 import { lifecycleContract } from './lifecycle.contract.js';
 import { queryContract } from './queries.contract.js';
@@ -35,5 +36,6 @@ export function describeSpoolContract(backend: string, harness: SpoolHarnessFact
     describe('operator actions', () => adminContract(open));
     describe('listing and counts', () => queryContract(open));
     describe('restart and housekeeping', () => lifecycleContract(open));
+    describe('delivery events', () => eventsContract(open));
   });
 }

@@ -2,9 +2,9 @@
 import type { Reply } from '../../delivery/types.js';
 import { RelayError } from '../../errors.js';
 import { laneOf } from '../ids.js';
-import { afterAction, isFinished, withDeliveryState } from '../records.js';
+import { afterAction, giveUpParts, isFinished, withDeliveryState } from '../records.js';
 import { FINAL_DELIVERY_STATES } from '../state.js';
-import type { AdminAction, MessageRecord, NewMessage, RecipientRecord } from '../types.js';
+import type { AdminAction, GiveUpReporter, GivenUpDelivery, MessageRecord, RecipientRecord } from '../types.js';
 import { stageMessage } from './accept.js';
 import { EMPTY, finishIfDone, transaction, type LevelContext } from './context.js';
 import { keys } from './keys.js';
@@ -49,7 +49,7 @@ export async function giveUp(
   ctx: LevelContext,
   queueId: string,
   reason: Reply,
-  report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
+  report: GiveUpReporter,
 ): Promise<MessageRecord> {
   return ctx.locks.run(queueId, async () => {
     const message = await getMessage(ctx, queueId);
@@ -57,15 +57,19 @@ export async function giveUp(
     if (isFinished(message)) return message;
     const txn = transaction(ctx);
     const failed: RecipientRecord[] = [];
+    const given: GivenUpDelivery[] = [];
     let msgUpdated = message;
     for (const delivery of await getDeliveries(ctx, queueId)) {
       if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
+      const failedHere: RecipientRecord[] = [];
       const recipients = delivery.recipients.map((r): RecipientRecord => {
         if (r.state === 'delivered' || r.state === 'failed') return r;
         const next: RecipientRecord = { ...r, state: 'failed', lastReply: reason, lastError: reason.text, reported: true };
-        failed.push({ ...next, lastReply: r.lastReply ?? reason });
+        failedHere.push({ ...next, lastReply: r.lastReply ?? reason });
         return next;
       });
+      failed.push(...failedHere);
+      if (failedHere.length > 0) given.push({ delivery, failed: failedHere });
       if (delivery.dueAt !== null) txn.del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id));
       txn.putRecord(keys.delivery(delivery.id), { ...delivery, recipients, state: 'failed', dueAt: null });
       txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed');
@@ -74,10 +78,11 @@ export async function giveUp(
     msgUpdated = finishIfDone(ctx, msgUpdated, txn);
     txn.putRecord(keys.message(queueId), msgUpdated);
     txn.countMessage(message.state, msgUpdated.state);
-    const dsn = failed.length > 0 ? await report(message, failed, await getBody(ctx, queueId)) : null;
-    if (dsn) stageMessage(ctx, dsn, ctx.now(), txn);
+    const { dsn, events } = giveUpParts(failed.length > 0 ? await report(message, failed, await getBody(ctx, queueId), given) : null);
+    const written = dsn ? [dsn, ...events] : events;
+    for (const m of written) stageMessage(ctx, m, ctx.now(), txn);
     await txn.commit(ctx.writer);
-    if (dsn) for (const d of dsn.deliveries) ctx.due(laneOf(d.targets));
+    for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets));
     return msgUpdated;
   });
 }

@@ -2,6 +2,7 @@
 import { RelayError } from '../../errors.js';
 import { laneOf } from '../ids.js';
 import { afterAttempt, withDeliveryState } from '../records.js';
+import { FINAL_DELIVERY_STATES } from '../state.js';
 import type { AttemptUpdate, DeliveryRecord, DeliveryState, MessageRecord } from '../types.js';
 import { stageMessage } from './accept.js';
 import { EMPTY, finishIfDone, queueIdOf, readDeliveryAndMessage, transaction, type LevelContext } from './context.js';
@@ -29,10 +30,13 @@ export async function completeAttempt(
     if (!deleted) txn.countDelivery(delivery.targets[0] ?? '', delivery.state, updated.state);
     txn.countMessage(message.state, msgUpdated.state);
     if (update.dsn) stageMessage(ctx, update.dsn, now, txn);
+    // Events report an outcome: none when the delivery was already final (nothing changed).
+    const events = FINAL_DELIVERY_STATES.has(delivery.state) ? [] : (update.events ?? []);
+    for (const event of events) stageMessage(ctx, event, now, txn);
     await txn.commit(ctx.writer);
     ctx.leased.delete(deliveryId);
     if (updated.dueAt !== null && updated.dueAt <= now) ctx.due(lane);
-    if (update.dsn) for (const d of update.dsn.deliveries) ctx.due(laneOf(d.targets));
+    for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets));
     return { message: msgUpdated, delivery: updated };
   });
 }

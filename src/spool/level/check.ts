@@ -5,7 +5,7 @@
  * message cannot be repaired and is reported as lost.
  */
 import type { ClassicLevel } from 'classic-level';
-import { decodeRecord, encodeRecord } from './codec.js';
+import { decodeMessage, decodeRecord, encodeRecord } from './codec.js';
 import type { CounterSnapshot } from './counters.js';
 import { laneOf } from '../ids.js';
 import { keys, parseDueKey } from './keys.js';
@@ -51,7 +51,7 @@ export async function checkSpool(
   let deliveries = 0;
 
   for await (const [key, value] of db.iterator(keys.messages)) {
-    const m = decodeRecord<MessageRecord>(value) as MessageRecord;
+    const m = decodeMessage(value) as MessageRecord;
     messages += 1;
     if (messages % 10_000 === 0) onProgress(messages);
     states[m.state] += 1;
@@ -102,7 +102,7 @@ export async function checkSpool(
     }
   }
   for await (const key of db.keys(keys.opens)) {
-    const m = decodeRecord<MessageRecord>(await db.get(keys.message(key.slice(2))));
+    const m = decodeMessage(await db.get(keys.message(key.slice(2))));
     if (!m) await found('stale-open-entry', key, `queue index entry without a message ${key.slice(2)}`, [del(key)]);
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from '../../log.js';
 import type { KeyedMutex } from '../mutex.js';
 import { isFinished } from '../records.js';
 import type { DeliveryRecord, Dispatcher, MessageRecord } from '../types.js';
-import { decodeRecord } from './codec.js';
+import { decodeMessage, decodeRecord } from './codec.js';
 import type { SpoolCounters } from './counters.js';
 import { keys } from './keys.js';
 import type { RecordCache } from './record-cache.js';
@@ -82,7 +82,7 @@ export async function readDeliveryAndMessage(
   const wanted = [deliveryKey, messageKey];
   if (withBody) wanted.push(keys.body(queueId));
   const [d, m, b] = await ctx.db.getMany(wanted);
-  return [delivery ?? decodeRecord<DeliveryRecord>(d), message ?? decodeRecord<MessageRecord>(m), b ?? null];
+  return [delivery ?? decodeRecord<DeliveryRecord>(d), message ?? decodeMessage(m), b ?? null];
 }
 
 /** When the message just finished: drop its body and queue entry, index it for retention. */

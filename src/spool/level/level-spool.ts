@@ -14,13 +14,13 @@ import type {
   MessageState,
   NewMessage,
   NodeRecord,
-  RecipientRecord,
   Spool,
   SpoolEvents,
   SpoolStats,
   CheckReport,
   ForgetResult,
   TransferItem,
+  GiveUpReporter,
 } from '../types.js';
 import { accept } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
@@ -198,7 +198,7 @@ export class LevelSpool extends EventEmitter<SpoolEvents> implements Spool {
   giveUp(
     queueId: string,
     reason: Reply,
-    report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
+    report: GiveUpReporter,
   ): Promise<MessageRecord> {
     return giveUp(this.ctx, queueId, reason, report);
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { compileFilter } from '../filter.js';
 import { FINISHED_MESSAGE_STATES } from '../state.js';
 import type { DeliveryRecord, ListFilter, MessageRecord, SpoolStats } from '../types.js';
-import { decodeRecord } from './codec.js';
+import { decodeMessage, decodeRecord } from './codec.js';
 import type { LevelContext } from './context.js';
 import { keys, parseDueKey } from './keys.js';
 
@@ -26,7 +26,7 @@ export async function lanes(ctx: LevelContext): Promise<string[]> {
 }
 
 export async function getMessage(ctx: LevelContext, queueId: string): Promise<MessageRecord | null> {
-  return decodeRecord<MessageRecord>(await ctx.db.get(keys.message(queueId)));
+  return decodeMessage(await ctx.db.get(keys.message(queueId)));
 }
 
 export async function getDeliveries(ctx: LevelContext, queueId: string): Promise<DeliveryRecord[]> {
@@ -64,7 +64,7 @@ function rangeAfter(range: { gte: string; lt: string }, prefix: string, after: s
 }
 
 async function* allMessages(ctx: LevelContext, after?: string): AsyncIterable<MessageRecord> {
-  for await (const value of ctx.db.values(rangeAfter(keys.messages, 'm!', after))) yield decodeRecord<MessageRecord>(value) as MessageRecord;
+  for await (const value of ctx.db.values(rangeAfter(keys.messages, 'm!', after))) yield decodeMessage(value) as MessageRecord;
 }
 
 /** Open-index keys read per step of a listing, their messages fetched in one multi-get. */

@@ -258,6 +258,7 @@ function claimedRecords(msg: NewMessage, nowMs: number): (index: number) => Clai
     finishedAt: null,
     dedupKey: msg.dedupKey,
     bounceOf: msg.bounceOf,
+    eventOf: msg.eventOf ?? null,
   };
   return (index) => {
     const d = msg.deliveries[index] ?? { targets: [], recipients: [] };

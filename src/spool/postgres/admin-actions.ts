@@ -9,15 +9,14 @@ import type pg from 'pg';
 import type { Reply } from '../../delivery/types.js';
 import { RelayError } from '../../errors.js';
 import { laneOf } from '../ids.js';
-import { afterAction, isFinished } from '../records.js';
+import { afterAction, giveUpParts, isFinished } from '../records.js';
 import { FINAL_DELIVERY_STATES } from '../state.js';
-import type { AdminAction, MessageRecord, NewMessage, RecipientRecord } from '../types.js';
+import type { AdminAction, GiveUpReporter, GivenUpDelivery, MessageRecord, RecipientRecord } from '../types.js';
 import { inTransaction, type PgContext } from './context.js';
 import { insertMessages } from './insert.js';
 import { lockMessage, writeMessageState } from './message-rows.js';
 import { asSeen, deliveriesOf, type StoredDelivery } from './queries.js';
 
-type Report = (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>;
 
 export async function act(ctx: PgContext, queueId: string, action: AdminAction): Promise<MessageRecord> {
   const { message, dueLanes } = await inTransaction(ctx, async (db) => {
@@ -45,30 +44,36 @@ export async function act(ctx: PgContext, queueId: string, action: AdminAction):
   return message;
 }
 
-export async function giveUp(ctx: PgContext, queueId: string, reason: Reply, report: Report): Promise<MessageRecord> {
-  const { message, dsn } = await inTransaction(ctx, async (db) => {
+export async function giveUp(ctx: PgContext, queueId: string, reason: Reply, report: GiveUpReporter): Promise<MessageRecord> {
+  const { message, written } = await inTransaction(ctx, async (db) => {
     const locked = await lockMessage(db, ctx, queueId);
     if (!locked) throw notFound(queueId);
-    if (isFinished(locked)) return { message: locked, dsn: null };
+    if (isFinished(locked)) return { message: locked, written: [] };
     const failed: RecipientRecord[] = [];
-    for (const { record: d } of await deliveriesOfMessage(db, ctx, queueId)) {
+    const given: GivenUpDelivery[] = [];
+    for (const stored of await deliveriesOfMessage(db, ctx, queueId)) {
+      const d = stored.record;
       if (FINAL_DELIVERY_STATES.has(d.state)) continue;
+      const failedHere: RecipientRecord[] = [];
       const recipients = d.recipients.map((r): RecipientRecord => {
         if (r.state === 'delivered' || r.state === 'failed') return r;
         const next: RecipientRecord = { ...r, state: 'failed', lastReply: reason, lastError: reason.text, reported: true };
-        failed.push({ ...next, lastReply: r.lastReply ?? reason });
+        failedHere.push({ ...next, lastReply: r.lastReply ?? reason });
         return next;
       });
+      failed.push(...failedHere);
+      if (failedHere.length > 0) given.push({ delivery: asSeen(stored), failed: failedHere });
       // A lease stays with its holder: its outcome, when it comes, is only recorded (afterAttempt keeps final deliveries final).
       await db.query(`UPDATE ${ctx.s}.deliveries SET state = 'failed', recipients = $2::jsonb, due_at = NULL WHERE id = $1`, [d.id, JSON.stringify(recipients)]);
     }
     // The body is read before writeMessageState drops it: the DSN may quote it.
-    const dsn = failed.length > 0 ? await report(locked, failed, await bodyOf(db, ctx, queueId)) : null;
+    const { dsn, events } = giveUpParts(failed.length > 0 ? await report(locked, failed, await bodyOf(db, ctx, queueId), given) : null);
     const message = await writeMessageState(db, ctx, queueId);
-    if (dsn) await insertMessages(db, ctx, [{ msg: dsn }]);
-    return { message, dsn };
+    const written = dsn ? [dsn, ...events] : [...events];
+    await insertMessages(db, ctx, written.map((msg) => ({ msg })));
+    return { message, written };
   });
-  if (dsn) for (const d of dsn.deliveries) ctx.due(laneOf(d.targets));
+  for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets));
   return message;
 }
 

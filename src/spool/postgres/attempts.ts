@@ -11,7 +11,8 @@ import type pg from 'pg';
 import { RelayError } from '../../errors.js';
 import { laneOf, queueIdOfDelivery } from '../ids.js';
 import { afterAttempt } from '../records.js';
-import type { AttemptUpdate, DeliveryRecord, MessageRecord } from '../types.js';
+import { FINAL_DELIVERY_STATES } from '../state.js';
+import type { AttemptUpdate, DeliveryRecord, MessageRecord, NewMessage } from '../types.js';
 import { inTransaction, msInterval, type PgContext } from './context.js';
 import { insertMessages } from './insert.js';
 import { lockMessage, readDeliveries, writeMessageState } from './message-rows.js';
@@ -48,6 +49,7 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
   let dueNow = false;
   let lane = '';
   let result: { message: MessageRecord; delivery: DeliveryRecord };
+  let events: readonly NewMessage[] = [];
   try {
     result = await inTransaction(ctx, async (client) => {
       const message = await lockMessage(client, ctx, queueId);
@@ -69,7 +71,10 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
       );
       await appendAttempts(client, ctx, deliveryId, epoch, update);
       const messageAfter = await writeMessageState(client, ctx, queueId);
-      if (update.dsn) await insertMessages(client, ctx, [{ msg: update.dsn }]);
+      // Events report an outcome: none when the delivery was already final (nothing changed).
+      events = FINAL_DELIVERY_STATES.has(delivery.state) ? [] : (update.events ?? []);
+      const written = update.dsn ? [update.dsn, ...events] : events;
+      await insertMessages(client, ctx, written.map((msg) => ({ msg })));
       const deliveryAfter = (await readDeliveries(client, ctx, queueId)).find((d) => d.id === deliveryId);
       if (!deliveryAfter) throw new Error(`delivery ${deliveryId} vanished inside its own transaction`);
       return { message: messageAfter, delivery: deliveryAfter };
@@ -83,7 +88,7 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
   }
   ctx.leases.delete(deliveryId);
   if (dueNow) ctx.due(lane);
-  if (update.dsn) for (const d of update.dsn.deliveries) ctx.due(laneOf(d.targets));
+  for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets));
   return result;
 }
 

@@ -23,10 +23,10 @@ export async function insertMessages(db: Queryable, ctx: Pick<PgContext, 's' | '
   const { s } = ctx;
   const m = items.map(({ msg }) => msg);
   await db.query(
-    `INSERT INTO ${s}.messages (id, sender, recipients, message_id, size, client, state, dedup_key, bounce_of, accepted_by)
-     SELECT id, sender, (SELECT array_agg(r) FROM jsonb_array_elements_text(rcpts) AS r), message_id, size, client, 'queued', dedup_key, bounce_of, $9
-     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::jsonb[], $7::text[], $8::text[])
-       AS t(id, sender, rcpts, message_id, size, client, dedup_key, bounce_of)`,
+    `INSERT INTO ${s}.messages (id, sender, recipients, message_id, size, client, state, dedup_key, bounce_of, event_of, accepted_by)
+     SELECT id, sender, (SELECT array_agg(r) FROM jsonb_array_elements_text(rcpts) AS r), message_id, size, client, 'queued', dedup_key, bounce_of, event_of, $9
+     FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::int[], $6::jsonb[], $7::text[], $8::text[], $10::text[])
+       AS t(id, sender, rcpts, message_id, size, client, dedup_key, bounce_of, event_of)`,
     [
       m.map((x) => x.queueId),
       m.map((x) => x.sender),
@@ -37,6 +37,7 @@ export async function insertMessages(db: Queryable, ctx: Pick<PgContext, 's' | '
       m.map((x) => x.dedupKey),
       m.map((x) => x.bounceOf),
       ctx.nodeId,
+      m.map((x) => x.eventOf ?? null),
     ],
   );
   await db.query(`INSERT INTO ${s}.bodies (queue_id, body) SELECT * FROM unnest($1::text[], $2::bytea[])`, [m.map((x) => x.queueId), m.map((x) => x.body)]);

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { RelayError } from '../../errors.js';
 import { schemaV1 } from './schema-v1.js';
+import { schemaV2 } from './schema-v2.js';
 
 export interface Migration {
   /** 1, 2, 3, ...: applied in order, each exactly once. */
@@ -20,7 +21,10 @@ export interface Migration {
 }
 
 /** Append only: a released migration never changes (nodes already ran it). */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'messages, bodies, deliveries, attempts, dedup keys, nodes', sql: schemaV1 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'messages, bodies, deliveries, attempts, dedup keys, nodes', sql: schemaV1 },
+  { version: 2, name: 'delivery events: messages.event_of', sql: schemaV2 },
+];
 
 /** The schema version this code reads and writes. */
 export const SCHEMA_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

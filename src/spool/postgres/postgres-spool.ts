@@ -17,12 +17,12 @@ import type {
   MessageState,
   NewMessage,
   NodeRecord,
-  RecipientRecord,
   Spool,
   SpoolEvents,
   SpoolStats,
   TargetReport,
   TransferItem,
+  GiveUpReporter,
 } from '../types.js';
 import { AcceptBatcher } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
@@ -311,7 +311,7 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
   giveUp(
     queueId: string,
     reason: Reply,
-    report: (message: MessageRecord, failed: readonly RecipientRecord[], body: Buffer | null) => Promise<NewMessage | null>,
+    report: GiveUpReporter,
   ): Promise<MessageRecord> {
     return this.health.track(() => giveUp(this.ctx, queueId, reason, report));
   }

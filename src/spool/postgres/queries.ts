@@ -89,11 +89,13 @@ export async function* list(ctx: PgContext, filter: ListFilter, batch = LIST_BAT
   const limit = filter.limit ?? Infinity;
   if (states.length === 0 || limit <= 0) return;
   const onlyOpen = states.every((st) => !FINISHED_MESSAGE_STATES.has(st));
-  const globs = compileFilter({ sender: filter.sender, recipient: filter.recipient, messageId: filter.messageId });
+  const globs = compileFilter({ sender: filter.sender, recipient: filter.recipient, messageId: filter.messageId, events: filter.events === true });
   const { s } = ctx;
   const where = [`m.state = ANY($1::text[])`];
   const params: unknown[] = [states];
   if (onlyOpen) where.push('m.finished_at IS NULL');
+  // Messages, or delivery events (spool messages of their own) with `events`.
+  where.push(filter.events === true ? 'm.event_of IS NOT NULL' : 'm.event_of IS NULL');
   if (filter.olderThanMs !== undefined) {
     params.push(filter.olderThanMs);
     where.push(`m.received_at <= now() - ${msInterval(params.length)}`);

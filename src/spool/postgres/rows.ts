@@ -1,5 +1,5 @@
 /**
- * Rows of schema v1 (schema-v1.ts) as the spool's records (types.ts), and the column lists
+ * Rows of schema v1 and v2 (schema-v1.ts, schema-v2.ts) as the spool's records (types.ts), and the column lists
  * that produce them. Times leave the database as epoch ms (`float8`), so records carry the
  * database's clock; `lease_epoch` (bigint) arrives as a string and becomes a number.
  */
@@ -16,7 +16,7 @@ const ms = (c: string, table: string): string => `(extract(epoch FROM ${table}.$
 export function messageColumns(s: string, m = 'm'): string {
   return [
     `${m}.id`, `${m}.sender`, `${m}.recipients`, `${m}.message_id`, `${m}.size`, `${m}.client`, `${m}.state`,
-    `${m}.dedup_key`, `${m}.bounce_of`, ms('received_at', m), ms('finished_at', m),
+    `${m}.dedup_key`, `${m}.bounce_of`, `${m}.event_of`, ms('received_at', m), ms('finished_at', m),
     `(SELECT coalesce(jsonb_object_agg(x.id, x.state), '{}'::jsonb) FROM ${s}.deliveries x WHERE x.queue_id = ${m}.id) AS delivery_states`,
   ].join(', ');
 }
@@ -44,6 +44,7 @@ export interface MessageRow {
   state: MessageState;
   dedup_key: string | null;
   bounce_of: string | null;
+  event_of: string | null;
   received_at_ms: number;
   finished_at_ms: number | null;
   delivery_states: Record<string, DeliveryState>;
@@ -91,6 +92,7 @@ export function messageFromRow(row: MessageRow): MessageRecord {
     finishedAt: row.finished_at_ms,
     dedupKey: row.dedup_key,
     bounceOf: row.bounce_of,
+    eventOf: row.event_of,
   };
 }
 

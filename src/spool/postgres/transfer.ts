@@ -88,12 +88,12 @@ export async function importMessage(ctx: Ctx, item: TransferItem): Promise<'impo
   const deliveries = item.deliveries.map((d) => ({ ...d, dueAt: waiting(d) && d.dueAt === null ? clock : d.dueAt }));
   const imported = await inTransaction(ctx, async (db) => {
     const inserted = await db.query(
-      `INSERT INTO ${s}.messages (id, sender, recipients, message_id, size, client, state, dedup_key, bounce_of, accepted_by, received_at, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + ${msInterval(11)}, now() + ${msInterval(12)})
+      `INSERT INTO ${s}.messages (id, sender, recipients, message_id, size, client, state, dedup_key, bounce_of, accepted_by, received_at, finished_at, event_of)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + ${msInterval(11)}, now() + ${msInterval(12)}, $13)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
       [
         message.id, message.sender, message.recipients, message.messageId, message.size, JSON.stringify(message.client), message.state,
-        message.dedupKey, message.bounceOf, ctx.nodeId, delay(message.receivedAt), delay(message.finishedAt),
+        message.dedupKey, message.bounceOf, ctx.nodeId, delay(message.receivedAt), delay(message.finishedAt), message.eventOf ?? null,
       ],
     );
     if (inserted.rowCount === 0) return false;
