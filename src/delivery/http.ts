@@ -98,15 +98,17 @@ async function buildRequest(
   for (const [name, value] of Object.entries(target.headers)) {
     if (!PROTOCOL_HEADERS.has(name.toLowerCase())) headers[name] = value;
   }
+  // An event's id is its idempotency key (and its `webhook-id`); a delivery's is the delivery id.
+  const idempotencyKey = event?.id ?? job.deliveryId;
   Object.assign(headers, {
     'Content-Type': json || event ? 'application/json' : 'message/rfc822',
-    'Idempotency-Key': event?.id ?? job.deliveryId,
+    'Idempotency-Key': idempotencyKey,
     'X-Onward-Queue-Id': job.queueId,
     'X-Onward-Attempt': String(job.attempt),
     'X-Onward-Envelope-From': headerValue(job.envelope.from === '' ? '<>' : job.envelope.from),
     'X-Onward-Envelope-To': headerValue(job.envelope.to.join(', ')),
   });
-  Object.assign(headers, signatureHeaders(target, job.deliveryId, Math.floor(Date.now() / 1000), body));
+  Object.assign(headers, signatureHeaders(target, idempotencyKey, Math.floor(Date.now() / 1000), body));
   return { body, headers };
 }
 

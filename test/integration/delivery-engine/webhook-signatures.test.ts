@@ -176,4 +176,32 @@ describe('webhook signatures on HTTP targets', () => {
       for (const name of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) expect(h[name]).toBeUndefined();
     }
   });
+
+  it('delivery events are signed too: a standardwebhooks receiver holding either secret of a rotation accepts each event, whose webhook-id is the event id', async () => {
+    const hooks = await startHttpSink();
+    defer(() => hooks.close());
+    const events = await startHttpSink();
+    defer(() => events.close());
+    const secrets = [NEW_WHSEC, OLD_PLAIN];
+    const t = await startDeliveryRelay({
+      targets: {
+        hooks: { type: 'http', url: hooks.url, timeout: '2s', signing: 'standard', signingSecret: secrets },
+        appEvents: { type: 'http', url: events.url, format: 'json', timeout: '2s', signing: 'standard', signingSecret: secrets },
+      },
+      routes: [{ match: '*@hooks.test', target: 'hooks' }],
+      events: { target: 'appEvents' },
+    });
+    defer(() => t.close());
+    const queueId = await t.send({ from: FROM, to: [TO] }, message('evented'));
+    const [delivery] = await hooks.waitFor(1);
+    const [event] = await events.waitFor(1);
+    for (const secret of secrets) {
+      expect(() => verify(secret, delivery!)).not.toThrow();
+      const body = verify(secret, event!) as { id: string; type: string; queueId: string };
+      expect(body).toMatchObject({ type: 'delivered', queueId });
+      expect(event!.headers['webhook-id']).toBe(body.id);
+      expect(event!.headers['idempotency-key']).toBe(body.id);
+    }
+    expect(() => verify(OLD_PLAIN, { ...event!, body: Buffer.from(event!.body.toString('utf8').replace('delivered', 'failed')) })).toThrow();
+  });
 });
