@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { AcceptPipeline } from '../accept/index.js';
 import { AdminServer, LocalSpoolAdmin, RelayMetrics } from '../admin/index.js';
 import { BounceReporter } from '../bounce/index.js';
 import type { Config } from '../config/types.js';
@@ -52,7 +53,9 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
   });
   const capacity = spoolCapacity(config, spool);
   const router = createRouter(config.routes);
-  const ingress = new SmtpIngress({ config, spool, capacity, logger });
+  // One accept pipeline behind every front door.
+  const pipeline = new AcceptPipeline({ config, spool, capacity });
+  const ingress = new SmtpIngress({ config, spool, capacity, logger, pipeline });
   const reporter = new BounceReporter({ config, route: router, logger });
   // Transports run on the delivery thread when the compiled worker exists (not under ts-jest).
   const workerScript = TransportHost.compiledWorker();
@@ -124,6 +127,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       // New certificate files are picked up; turning TLS on or off changes the listeners (STARTTLS offered or not).
       if ((next.tls === null) !== (current.tls === null)) needsRestart.push('tls');
       logger.level = next.log.level;
+      pipeline.reconfigure(next);
       ingress.reconfigure(next);
       scheduler.reconfigure(next);
       reporter.reconfigure(next, createRouter(next.routes));

@@ -1,0 +1,10 @@
+export {
+  AcceptPipeline,
+  isAddress,
+  type AcceptOutcome,
+  type AcceptPipelineDeps,
+  type AcceptRefusal,
+  type AcceptRequest,
+  type Accepted,
+  type DedupRule,
+} from './pipeline.js';
