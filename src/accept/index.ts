@@ -4,6 +4,7 @@ export {
   type AcceptOutcome,
   type AcceptPipelineDeps,
   type AcceptRefusal,
+  type CapacityRefusal,
   type AcceptRequest,
   type Accepted,
   type DedupRule,

@@ -47,10 +47,12 @@ export interface AcceptRequest {
   readonly date?: Date;
 }
 
+/** `unavailable`: the store does not answer; `full`: queue bound or free disk reached. */
+export type CapacityRefusal = { readonly refused: 'capacity'; readonly reason: 'unavailable' | 'full' };
+
 export type AcceptRefusal =
   | { readonly refused: 'bare-line-ending'; readonly found: 'LF' | 'CR' | 'NUL' }
-  /** `unavailable`: the store does not answer; `full`: queue bound or free disk reached. */
-  | { readonly refused: 'capacity'; readonly reason: 'unavailable' | 'full' }
+  | CapacityRefusal
   | { readonly refused: 'no-route'; readonly recipient: string }
   /** Same Idempotency-Key, another request: the original's id. */
   | { readonly refused: 'idempotency-mismatch'; readonly queueId: string };
@@ -112,7 +114,7 @@ export class AcceptPipeline {
   }
 
   /** The store's verdict now, before a front door reads a message it could not keep. */
-  capacity(): AcceptRefusal | null {
+  capacity(): CapacityRefusal | null {
     switch (this.deps.capacity.check()) {
       case 'ok':
         return null;
