@@ -31,7 +31,7 @@ export async function call(port: number, path: string, body: string | Buffer | n
     signal: AbortSignal.timeout(10_000),
   });
   const text = await res.text();
-  let parsed: Answer['body'] = {};
+  let parsed: Answer['body'];
   try {
     parsed = JSON.parse(text) as Answer['body'];
   } catch {
@@ -67,7 +67,7 @@ export function postStreaming(
       const doneAtAnswer = uploadDone;
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        let body: Answer['body'] = {};
+        let body: Answer['body'];
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Answer['body'];
         } catch {
@@ -98,7 +98,7 @@ export async function composed(doc: Record<string, unknown>, fixed: { messageId:
     ? (doc['attachments'] as { filename?: string; contentType?: string; content: string }[]).map((a) => ({ ...a, content: Buffer.from(a.content, 'base64') }))
     : undefined;
   const mail = { ...doc, ...(attachments ? { attachments } : {}), messageId: `<${fixed.messageId}>`, date: fixed.date, baseBoundary: fixed.boundary };
-  return new MailComposer(mail as ConstructorParameters<typeof MailComposer>[0]).compile().build();
+  return new MailComposer(mail).compile().build();
 }
 
 /** The message without the relay's leading Received header (its folded lines included). */
