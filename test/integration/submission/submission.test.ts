@@ -4,6 +4,8 @@
  * node:http. Each answer and each error code of SPEC 10.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../../src/config/index.js';
 import { metricValue } from '../../helpers/cli.js';
 import { startTempRelay, testConfig, waitUntil, type TempRelay } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
@@ -246,6 +248,31 @@ describe('HTTP submission when the spool cannot take more', () => {
     } finally {
       await t.close();
       await hook.close();
+    }
+  });
+});
+
+describe('HTTP submission on SIGHUP', () => {
+  it('applies new keys and routes at once; a new listen address is reported as needing a restart', async () => {
+    const base = (dir: string, keys: { name: string; key: string }[], match: string, port = 0) =>
+      testConfig(dir, {
+        submission: { listen: { host: '127.0.0.1', port }, keys },
+        targets: { outbox: { type: 'file', path: `${dir}/outbox` } },
+        routes: [{ match, target: 'outbox' }],
+      });
+    const t = await startTempRelay('onward-submission-reload-', (dir) => base(dir, [{ name: 'app1', key: KEY }], '*@old.test'));
+    try {
+      const port = t.relay.submissionAddress?.port ?? 0;
+      expect((await postJson(port, { from: 'a@client.test', to: ['x@new.test'] }, { key: KEY })).body.error?.code).toBe('ONWARD_ERR_NO_ROUTE');
+      const next = parseConfig(stringify(base(t.dir, [{ name: 'app2', key: OTHER_KEY }], '*@new.test')), {});
+      expect(t.relay.reload(next)).toEqual([]);
+      expect((await postJson(port, { from: 'a@client.test', to: ['x@new.test'] }, { key: KEY })).status).toBe(401);
+      const accepted = await postJson(port, { from: 'a@client.test', to: ['x@new.test'] }, { key: OTHER_KEY });
+      expect(accepted.status).toBe(202);
+      const moved = parseConfig(stringify(base(t.dir, [{ name: 'app2', key: OTHER_KEY }], '*@new.test', port + 1)), {});
+      expect(t.relay.reload(moved)).toEqual(['submission.listen']);
+    } finally {
+      await t.close();
     }
   });
 });
