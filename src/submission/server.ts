@@ -87,6 +87,7 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
     const server = this.config.tls ? https.createServer(readTls(this.config), handler) : http.createServer(handler);
     server.keepAliveTimeout = 5000;
+    server.maxConnections = this.config.limits.maxConnections;
     server.on('clientError', (err, socket: Socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       this.log.debug({ err }, 'submission client error');
@@ -107,6 +108,7 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
   reconfigure(config: Config): void {
     this.config = config;
     this.keys = digestKeys(config.submission);
+    if (this.server) this.server.maxConnections = config.limits.maxConnections;
     if (config.tls && this.server instanceof https.Server) this.server.setSecureContext(readTls(config));
   }
 
@@ -154,7 +156,7 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     if (path.startsWith(`${MESSAGES_PATH}/`)) {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw refuse.method('GET, HEAD');
       const caller = this.authenticate(req);
-      await this.status(res, caller, decodeURIComponent(path.slice(MESSAGES_PATH.length + 1)));
+      await this.status(res, caller, path.slice(MESSAGES_PATH.length + 1));
       return;
     }
     throw refuse.notFound();

@@ -3,12 +3,16 @@
  * process, a real SMTP sink and a real HTTP sink downstream, requests with fetch and
  * node:http. Each answer and each error code of SPEC 10.
  */
+import { readdir, readFile } from 'node:fs/promises';
+import https from 'node:https';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../../src/config/index.js';
 import { metricValue } from '../../helpers/cli.js';
-import { startTempRelay, testConfig, waitUntil, type TempRelay } from '../../helpers/common.js';
+import { outboxRoute, startTempRelay, testConfig, waitUntil, type TempRelay } from '../../helpers/common.js';
 import { startHttpSink, type HttpSink } from '../../helpers/http-sink.js';
+import { makeCertificate, type Certificate } from '../../helpers/production.js';
 import { startSmtpSink, type SmtpSink } from '../../helpers/smtp-sink.js';
 import { call, composed, postJson, postRaw, postStreaming, withoutReceived } from '../../helpers/submission.js';
 
@@ -271,6 +275,47 @@ describe('HTTP submission on SIGHUP', () => {
       expect(accepted.status).toBe(202);
       const moved = parseConfig(stringify(base(t.dir, [{ name: 'app2', key: OTHER_KEY }], '*@new.test', port + 1)), {});
       expect(t.relay.reload(moved)).toEqual(['submission.listen']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('HTTP submission with tls configured', () => {
+  it('serves HTTPS with the SMTP certificate; the Received header says HTTPS', async () => {
+    let cert: Certificate | null = null;
+    const t = await startTempRelay('onward-submission-tls-', (dir) => {
+      cert = makeCertificate(dir);
+      return testConfig(dir, {
+        tls: { key: cert.keyPath, cert: cert.certPath },
+        submission: { listen: { host: '127.0.0.1', port: 0 }, keys: [{ name: 'app1', key: KEY }] },
+        ...outboxRoute(dir),
+      });
+    });
+    try {
+      const port = t.relay.submissionAddress?.port ?? 0;
+      const ca = (cert as Certificate | null)?.cert;
+      const answer = await new Promise<{ status: number; body: { id?: string } }>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port, method: 'POST', path: '/v1/messages', servername: 'localhost', ca, headers: { authorization: `Bearer ${KEY}`, 'content-type': 'message/rfc822' } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id?: string } }));
+          },
+        );
+        req.on('error', reject);
+        req.end(rawMessage('tls-1'));
+      });
+      expect(answer.status).toBe(202);
+      const stored = await t.relay.spool.getMessage(answer.body.id ?? '');
+      expect(stored?.client).toMatchObject({ user: 'app1', via: 'http' });
+      const plain = await postRaw(port, rawMessage('tls-2'), { key: KEY }).catch((err: unknown) => err);
+      expect(plain).toHaveProperty('message'); // a failed fetch: no plaintext HTTP on a TLS listener
+      expect(plain).not.toHaveProperty('status');
+      const id = answer.body.id ?? '';
+      const file = await waitUntil('the delivery in the outbox', async () => (await readdir(join(t.dir, 'outbox')).catch(() => [])).find((n) => n.startsWith(`${id}.`)));
+      expect(await readFile(join(t.dir, 'outbox', file), 'latin1')).toContain(`with HTTPS id ${id}`);
     } finally {
       await t.close();
     }
