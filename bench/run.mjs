@@ -3,7 +3,7 @@
 // Postfix (and Haraka) when asked. Everything on 127.0.0.1; every loop bounded in count and
 // time; only processes started here are signalled.
 //
-//   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,100k,4k-http,latency]
+//   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,http-submit,100k,4k-http,latency]
 //                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
 //                      [--cpu-prof DIR]   (relay runs under node --cpu-prof; summarise with
 //                                          node bench/profile-summary.mjs DIR/*.cpuprofile)
@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runHttpLoad } from './lib/http-loadgen.mjs';
 import { runLoad } from './lib/loadgen.mjs';
 import { dbCounters, perMessage, startBenchPostgres } from './lib/pg-bench.mjs';
 
@@ -40,19 +41,21 @@ if (BACKEND !== 'level' && BACKEND !== 'postgres') throw new Error('--backend mu
 const NODES = Number(opt('nodes', 1));
 if (!(Number.isInteger(NODES) && NODES >= 1 && NODES <= 5)) throw new Error('--nodes must be an integer in 1..5');
 if (NODES > 1 && BACKEND !== 'postgres') throw new Error('--nodes needs --backend postgres (one LevelDB belongs to one process)');
-const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,4k-http,latency' : '4k-conn,4k-reuse,100k,4k-http,latency').split(',');
+const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,http-submit,4k-http,latency' : '4k-conn,4k-reuse,http-submit,100k,4k-http,latency').split(',');
 const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
 const GROUP_COMMIT = !args.includes('--no-group-commit');
 const CPU_PROF_DIR = opt('cpu-prof', null);
 const SCALE = quick ? 0.25 : 1;
 const MAX_REP_SECONDS = 300;
-const PORTS = { relay: 2538, sink: 2536, http: 8035, admin: 9135 };
+const PORTS = { relay: 2538, sink: 2536, http: 8035, admin: 9135, submit: 8045 };
 const HAVE_POSTFIX_TOOLS = existsSync('/usr/sbin/smtp-source') && existsSync('/usr/sbin/smtp-sink');
 const SHARED = join(ROOT, '..', 'shared', 'bench');
 
 const ROW_DEFS = {
   '4k-conn': { label: '4 KiB, one message per connection', msgs: 20000, size: 4096, reuse: false, target: 'smtp' },
   '4k-reuse': { label: '4 KiB, connections reused', msgs: 20000, size: 4096, reuse: true, target: 'smtp' },
+  // The HTTP front door (SPEC 10) next to the SMTP accept row: same size, same 20 clients, connections kept alive.
+  'http-submit': { label: 'HTTP submission accept msg/s (20 concurrent clients, 4 KiB, keep-alive)', msgs: 20000, size: 4096, reuse: true, target: 'smtp', via: 'http' },
   '100k': { label: '100 KiB', msgs: 2000, size: 102400, reuse: false, target: 'smtp' },
   '4k-http': { label: '4 KiB → HTTP sink (raw), one per connection', msgs: 20000, size: 4096, reuse: false, target: 'http' },
   latency: { label: '4 KiB reused, Node client: accept latency', msgs: 10000, size: 4096, reuse: true, target: 'smtp', latency: true },
@@ -131,7 +134,7 @@ function spoolYaml(dir, variant, k) {
   return `nodeId: bench-${k + 1}\nspool: { backend: postgres, url: "${variant.url}", pool: 10 }`;
 }
 
-function relayConfig(dir, target, variant = { backend: 'level' }, k = 0) {
+function relayConfig(dir, target, variant = { backend: 'level' }, k = 0, via = 'smtp') {
   const targetYaml =
     target === 'http'
       ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw, concurrency: 32, timeout: 10s }`
@@ -149,7 +152,7 @@ targets:
 routes: [{ match: "*", target: sink }]
 admin: { host: 127.0.0.1, port: ${PORTS.admin + k} }
 log: { level: info }
-`,
+${via === 'http' ? `submission: { listen: { host: 127.0.0.1, port: ${PORTS.submit + k} } }\n` : ''}`,
   );
   return file;
 }
@@ -167,18 +170,20 @@ function procSample(pid) {
   }
 }
 
-async function startRelay(dir, target, variant, k = 0) {
-  const config = relayConfig(dir, target, variant, k);
+async function startRelay(dir, target, variant, k = 0, via = 'smtp') {
+  const config = relayConfig(dir, target, variant, k, via);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
   const child = track(spawn(process.execPath, [...profile, join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
   await waitForPort(PORTS.relay + k, 60);
+  if (via === 'http') await waitForPort(PORTS.submit + k, 60);
   return child;
 }
 
 /** The relay ports of a variant's nodes. */
 const relayPorts = (variant) => Array.from({ length: variant.nodes }, (_, k) => PORTS.relay + k);
 
-async function sourceLoad({ msgs, size, reuse, ports = [PORTS.relay] }) {
+async function sourceLoad({ msgs, size, reuse, ports = [PORTS.relay], via = 'smtp' }) {
+  if (via === 'http') return runHttpLoad({ ports: ports.map((p) => p - PORTS.relay + PORTS.submit), messages: msgs, size, clients: 20, deadlineMs: MAX_REP_SECONDS * 1000 });
   // smtp-source talks to one address: a cluster gets the Node generator, sessions spread over the nodes.
   if (!HAVE_POSTFIX_TOOLS || ports.length > 1) return runLoad({ ports, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
   const flags = ['-4', '-s', '20', '-l', String(size), '-f', 'sender@bench.test', '-t', 'rcpt@relay.test', '-M', 'bench-client', '-m', String(msgs)];
@@ -201,7 +206,7 @@ async function measureRow(name, variant = LEVEL) {
   if (variant.backend === 'postgres') variant = { ...variant, url: await variant.pg.createDatabase(`bench_${name.replace(/\W/g, '_')}_${variant.nodes}`) };
   const ports = relayPorts(variant);
   const relays = [];
-  for (let k = 0; k < variant.nodes; k++) relays.push(await startRelay(dir, def.target, variant, k));
+  for (let k = 0; k < variant.nodes; k++) relays.push(await startRelay(dir, def.target, variant, k, def.via));
   const sampleAll = () => {
     const all = relays.map((r) => procSample(r.pid));
     return all.includes(null) ? null : all.reduce((a, b) => ({ rss: a.rss + b.rss, pss: a.pss + b.pss, ticks: a.ticks + b.ticks }));
@@ -210,7 +215,7 @@ async function measureRow(name, variant = LEVEL) {
   try {
     // Warm-up (JIT, pools), not measured.
     let sink = await startSink(def.target);
-    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse, ports });
+    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse, ports, via: def.via });
     for (let i = 0; i < 600 && sink.count() < 500; i++) await sleep(50);
     await sink.stop();
     for (let rep = 1; rep <= REPS; rep++) {
@@ -231,7 +236,7 @@ async function measureRow(name, variant = LEVEL) {
       const ticker = setInterval(() => progress(`${name} rep ${rep}/${REPS}: ${sink.count()}/${msgs} delivered, ${((performance.now() - t0) / 1000).toFixed(0)} s`), 500);
       const load = def.latency
         ? await runLoad({ ports, messages: msgs, size: def.size, sessions: 20, reuse: def.reuse, deadlineMs: MAX_REP_SECONDS * 1000 })
-        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse, ports });
+        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse, ports, via: def.via });
       const t1 = performance.now();
       while (sink.count() < msgs && performance.now() - t0 < MAX_REP_SECONDS * 1000) await sleep(20);
       const t2 = performance.now();
@@ -308,7 +313,7 @@ for (const row of ROWS) {
   results.rows.push(await measureRow(row));
   for (const variant of PG_VARIANTS) results.postgres.rows.push(await measureRow(row, variant));
   for (const peer of COMPARE) {
-    if (ROW_DEFS[row].target !== 'smtp' || ROW_DEFS[row].latency) continue;
+    if (ROW_DEFS[row].target !== 'smtp' || ROW_DEFS[row].latency || ROW_DEFS[row].via === 'http') continue;
     (results.peers[peer] ??= {})[row] = comparePeer(peer, row);
   }
 }

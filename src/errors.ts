@@ -33,6 +33,14 @@ export const ERROR_CODES = {
   ONWARD_ERR_UNAUTHORIZED: { status: 401, exit: EXIT.user },
   ONWARD_ERR_DEPENDENCY_MISMATCH: { status: 500, exit: EXIT.user },
   ONWARD_ERR_INTERNAL: { status: 500, exit: EXIT.unavailable },
+  // HTTP submission (SPEC 10)
+  ONWARD_ERR_BAD_MESSAGE: { status: 400, exit: EXIT.user },
+  ONWARD_ERR_NO_ROUTE: { status: 400, exit: EXIT.user },
+  ONWARD_ERR_TOO_LARGE: { status: 413, exit: EXIT.user },
+  ONWARD_ERR_UNSUPPORTED_TYPE: { status: 415, exit: EXIT.user },
+  ONWARD_ERR_IDEMPOTENCY_MISMATCH: { status: 422, exit: EXIT.user },
+  ONWARD_ERR_SPOOL_FULL: { status: 503, exit: EXIT.unavailable },
+  ONWARD_ERR_METHOD_NOT_ALLOWED: { status: 405, exit: EXIT.user },
 } as const satisfies Record<`ONWARD_ERR_${string}`, ErrorCodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -5,7 +5,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DeliveryScheduler } from '../delivery/index.js';
-import type { SmtpIngress } from '../smtp/index.js';
+import type { EventEmitter } from 'node:events';
+import type { IngressEvents } from '../smtp/index.js';
 import type { MessageState, Spool } from '../spool/index.js';
 
 const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
@@ -26,8 +27,8 @@ export class RelayMetrics {
   private readonly totals = { accepted: 0, delivered: 0, failed: 0, spoolWrites: 0 };
   private readonly received = new Counter({
     name: 'onward_messages_received_total',
-    help: 'Mail transactions by result (queued, duplicate, rejected, error)',
-    labelNames: ['result'],
+    help: 'Mail transactions by result (queued, duplicate, rejected, error) and front door (smtp, http)',
+    labelNames: ['result', 'via'],
     registers: [this.registry],
   });
   private readonly deliveries = new Counter({
@@ -92,19 +93,28 @@ export class RelayMetrics {
     this.bounces.inc({ action });
   }
 
-  constructor(deps: { spool: Spool; ingress: SmtpIngress; scheduler: DeliveryScheduler }) {
+  constructor(deps: {
+    spool: Spool;
+    /** The SMTP front door. */
+    ingress: EventEmitter<IngressEvents>;
+    /** The HTTP submission front door, when configured. */
+    submission?: EventEmitter<IngressEvents> | null;
+    scheduler: DeliveryScheduler;
+  }) {
     const { spool, ingress, scheduler } = deps;
     // Unprefixed: the names the standard Node.js dashboards query (process_cpu_seconds_total, ...).
     collectDefaultMetrics({ register: this.registry });
     // prom-client's gauges named *_total break the Prometheus naming rules (promtool rejects them);
     // their per-type series stay, and the total is sum(nodejs_active_handles) etc.
     for (const name of MISNAMED_DEFAULT_GAUGES) this.registry.removeSingleMetric(name);
-    ingress.on('transaction', (t) => {
-      this.received.inc({ result: t.result });
+    const count = (via: 'smtp' | 'http') => (t: IngressEvents['transaction'][0]) => {
+      this.received.inc({ result: t.result, via });
       if (t.result === 'queued') this.totals.accepted += 1;
       if (t.result === 'duplicate') this.dedupHits.inc();
       if (t.spoolSeconds !== null && t.result === 'queued') this.spoolWrite.observe(t.spoolSeconds);
-    });
+    };
+    ingress.on('transaction', count('smtp'));
+    deps.submission?.on('transaction', count('http'));
     spool.on('batch', (b) => {
       this.syncs.inc();
       this.syncedWrites.inc(b.writes);

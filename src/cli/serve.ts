@@ -67,7 +67,8 @@ export const serveCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     }
     const listening = relay.smtpAddresses.map((a) => `${a.address}:${a.port}`).join(', ');
     const spool = config.spool.backend === 'level' ? config.spool.path : `postgres schema ${config.spool.schema}`;
-    logger.info({ smtp: listening, spool }, 'onward ready');
+    const submission = relay.submissionAddress ? `${relay.submissionAddress.address}:${relay.submissionAddress.port}` : null;
+    logger.info({ smtp: listening, ...(submission ? { submission } : {}), spool }, 'onward ready');
     if (stopRequested) {
       signals -= 1;
       stop(stopRequested);

@@ -24,8 +24,16 @@ export function describeConfig(config: Config): string {
     `spool: ${describeSpool(config)}`,
     `admin: http://${hostPort(config.admin.host, config.admin.port)}` +
       (config.admin.token === null ? ' (no token)' : ` (token ${MASK})`),
+    `submission: ${describeSubmission(config)}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+function describeSubmission(config: Config): string {
+  const { submission } = config;
+  if (submission === null) return 'off';
+  const keys = submission.keys.length === 0 ? 'no keys (loopback only)' : `keys ${submission.keys.map((k) => `${k.name}:${MASK}`).join(', ')}`;
+  return `${config.tls === null ? 'http' : 'https'}://${hostPort(submission.listen.host, submission.listen.port)}/v1/messages (${keys})`;
 }
 
 function describeListener(listener: ListenerConfig, hasTls: boolean): string {

@@ -169,6 +169,15 @@ function checkAcrossFields(raw: unknown): string[] {
   if (typeof adminHost === 'string' && !isLoopback(adminHost) && (token === undefined || token === null)) {
     problems.push('admin.token: required when admin.host is not a loopback address');
   }
+  const submission = raw['submission'];
+  if (isRecord(submission)) {
+    const listenPart = isRecord(submission['listen']) ? submission['listen'] : {};
+    const host = listenPart['host'] ?? '127.0.0.1';
+    const keys = submission['keys'];
+    if (typeof host === 'string' && !isLoopback(host) && (!Array.isArray(keys) || keys.length === 0)) {
+      problems.push('submission.keys: required when submission.listen.host is not a loopback address');
+    }
+  }
   const listen = Array.isArray(raw['listen']) ? (raw['listen'] as unknown[]) : [];
   const tls = raw['tls'];
   listen.forEach((listener, i) => {

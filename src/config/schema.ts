@@ -281,6 +281,16 @@ export const configSchema = z
         token: text.nullish(),
       })
       .prefault({}),
+    submission: z
+      .strictObject({
+        listen: z.strictObject({ host: text.default('127.0.0.1'), port: port.default(8025) }).prefault({}),
+        keys: z
+          .array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$/, 'expected a name of letters, digits, ".", "_", "@" or "-"'), key: z.string().min(16, 'expected a key of at least 16 characters') }))
+          .default([])
+          .refine((keys) => new Set(keys.map((k) => k.name)).size === keys.length, 'expected each key name once')
+          .refine((keys) => new Set(keys.map((k) => k.key)).size === keys.length, 'expected each key once'),
+      })
+      .nullish(),
     shutdownGrace: duration.prefault('30s'),
     log: z
       .strictObject({
@@ -337,6 +347,7 @@ export const configSchema = z
       bounces: { from: c.bounces.from ?? `MAILER-DAEMON@${c.hostname}`, via: c.bounces.via ?? null },
       events: c.events ? { target: c.events.target, types: [...new Set(c.events.types)] } : null,
       admin: { host: c.admin.host, port: c.admin.port, token: c.admin.token ?? null },
+      submission: c.submission ? { listen: c.submission.listen, keys: c.submission.keys } : null,
       shutdownGraceMs: c.shutdownGrace,
       log: c.log,
     }),

@@ -156,6 +156,20 @@ export interface AdminConfig {
   readonly token: string | null;
 }
 
+export interface SubmissionKey {
+  /** The sender identity of what this key submits (dedup, Received header, logs). */
+  readonly name: string;
+  /** The bearer secret (never logged). */
+  readonly key: string;
+}
+
+/** HTTP submission (SPEC 10): a second front door for applications that speak HTTP. */
+export interface SubmissionConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Empty: no Authorization asked (allowed on loopback only). */
+  readonly keys: readonly SubmissionKey[];
+}
+
 export interface Config {
   readonly listen: readonly ListenerConfig[];
   readonly hostname: string;
@@ -174,6 +188,8 @@ export interface Config {
   /** Delivery events; null when not configured. */
   readonly events: EventsConfig | null;
   readonly admin: AdminConfig;
+  /** null: no HTTP submission listener. */
+  readonly submission: SubmissionConfig | null;
   readonly shutdownGraceMs: number;
   readonly log: { readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
 }

@@ -83,6 +83,8 @@ export interface ReceivedInfo {
   readonly queueId: string;
   readonly recipient: string | null;
   readonly date: Date;
+  /** The authenticated sender named in the trace (HTTP submission's key name); absent: none shown. */
+  readonly authenticatedAs?: string | null;
 }
 
 /** RFC 5322 date-time, e.g. `Fri, 27 Nov 2026 11:15:01 +0000`. */
@@ -92,7 +94,8 @@ export function rfc5322Date(date: Date): string {
 
 export function receivedHeader(r: ReceivedInfo): string {
   const reverse = r.clientHostname && r.clientHostname !== `[${r.clientIp}]` ? `${r.clientHostname} ` : '';
-  const from = `from ${r.helo || 'unknown'} (${reverse}[${r.clientIp}])`;
+  const auth = r.authenticatedAs ? ` (Authenticated sender: ${r.authenticatedAs})` : '';
+  const from = `from ${r.helo || 'unknown'} (${reverse}[${r.clientIp}])${auth}`;
   const forPart = r.recipient ? `\r\n\tfor <${r.recipient}>` : '';
   return `Received: ${from}\r\n\tby ${r.hostname} (onward) with ${r.protocol} id ${r.queueId}${forPart};\r\n\t${rfc5322Date(r.date)}\r\n`;
 }

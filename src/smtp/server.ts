@@ -1,17 +1,13 @@
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { AcceptPipeline, isAddress, type AcceptRefusal } from '../accept/index.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { prepareMessage, readHeaders } from '../message/headers.js';
-import { createRouter, type Router } from '../routing/index.js';
-import { newQueueId, type CapacityVerdict, type Spool, type SpoolCapacity } from '../spool/index.js';
+import type { Spool, SpoolCapacity } from '../spool/index.js';
 import { AuthFailureLimiter, authenticate } from './auth.js';
 import { DataBudget } from './data-budget.js';
-import { checkLineEndings } from './line-endings.js';
-import { NetworkList } from './networks.js';
 import './connection-patches.js';
 import { SmtpReplyError, replies } from './replies.js';
 import { guardLimits, guardSession } from './session-guard.js';
@@ -28,6 +24,8 @@ export interface IngressDeps {
   readonly spool: Spool;
   readonly capacity: SpoolCapacity;
   readonly logger: Logger;
+  /** The accept steps shared with the other front doors; one of its own when not given. */
+  readonly pipeline?: AcceptPipeline;
 }
 
 /** Minimum protocol for STARTTLS and implicit TLS. */
@@ -45,8 +43,9 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   private readonly sessions = new Map<string, () => void>();
   private readonly log: Logger;
   private config: Config;
-  private router: Router;
-  private networks: NetworkList;
+  private readonly pipeline: AcceptPipeline;
+  /** Whether `reconfigure` passes the config on to the pipeline (it owns it) or the composition root does. */
+  private readonly ownsPipeline: boolean;
   private readonly authFailures: AuthFailureLimiter;
   private readonly dataBudget: DataBudget;
   private inData = 0;
@@ -55,8 +54,8 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   constructor(private readonly deps: IngressDeps) {
     super();
     this.config = deps.config;
-    this.router = createRouter(deps.config.routes);
-    this.networks = new NetworkList(deps.config.relay.allowNetworks);
+    this.ownsPipeline = deps.pipeline === undefined;
+    this.pipeline = deps.pipeline ?? new AcceptPipeline({ config: deps.config, spool: deps.spool, capacity: deps.capacity });
     this.authFailures = new AuthFailureLimiter(deps.config.limits.maxAuthFailures);
     this.dataBudget = new DataBudget(deps.config.limits.maxDataMemoryBytes);
     this.log = deps.logger.child({ component: 'smtp' });
@@ -85,8 +84,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   reconfigure(config: Config): void {
     const tls = readTls(config);
     this.config = config;
-    this.router = createRouter(config.routes);
-    this.networks = new NetworkList(config.relay.allowNetworks);
+    if (this.ownsPipeline) this.pipeline.reconfigure(config);
     this.authFailures.setLimit(config.limits.maxAuthFailures);
     this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
     for (const server of this.servers) {
@@ -230,11 +228,12 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
 
   private onMailFrom(address: string, session: SMTPServerSession): SmtpReplyError | null {
     if (this.shuttingDown) return replies.shuttingDown();
-    if (!session.user && this.networks.match(session.remoteAddress) === null) {
+    if (!session.user && !this.pipeline.allowedNetwork(session.remoteAddress)) {
       return this.config.relay.users.length > 0 ? replies.authRequired() : replies.relayDenied();
     }
     if (address !== '' && !isAddress(address)) return replies.badSenderSyntax();
-    return capacityRefusal(this.deps.capacity.check());
+    const full = this.pipeline.capacity();
+    return full === null ? null : refusalReply(full);
   }
 
   private onRcptTo(address: string, session: SMTPServerSession): SmtpReplyError | null {
@@ -242,7 +241,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     if (session.envelope.rcptTo.length >= this.config.limits.maxRecipients) return replies.tooManyRecipients();
     // RFC 5321 4.5.1: the bare `postmaster` must be accepted.
     if (!isAddress(address) && address.toLowerCase() !== 'postmaster') return replies.badRecipientSyntax();
-    if (!this.router.routeOf(address)) return replies.relayDenied();
+    if (!this.pipeline.routes(address)) return replies.relayDenied();
     return null;
   }
 
@@ -303,67 +302,41 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     stream: SMTPServerDataStream,
     chunks: Buffer[],
   ): Promise<{ text: string; queueId: string; result: ReceiveResult; spoolSeconds: number }> {
-    const { config, router } = this;
+    const { config } = this;
     if (stream.sizeExceeded) throw replies.tooBig(config.limits.maxMessageSizeBytes);
-    const verdict = checkLineEndings(Buffer.concat(chunks), config.smtp.bareLineEndings);
-    if (!verdict.ok) throw replies.bareLineEnding(verdict.found);
-    const refusal = capacityRefusal(this.deps.capacity.check());
-    if (refusal !== null) throw refusal;
-    const queueId = newQueueId();
-    const info = readHeaders(verdict.body);
-    const { body, messageId } = prepareMessage(verdict.body, info, {
-      clientHostname: session.clientHostname,
-      clientIp: session.remoteAddress,
-      helo: session.hostNameAppearsAs,
-      hostname: config.hostname,
-      protocol: session.transmissionType || 'ESMTP',
-      queueId,
-      recipient: recipients.length === 1 ? (recipients[0] ?? null) : null,
-      date: new Date(),
-    });
-    const started = process.hrtime.bigint();
-    const accepted = await this.deps.spool.accept({
-      queueId,
+    const user = userOf(session);
+    const outcome = await this.pipeline.accept({
+      body: Buffer.concat(chunks),
       sender,
       recipients,
-      messageId,
-      body,
-      client: { ip: session.remoteAddress, hostname: session.clientHostname, helo: session.hostNameAppearsAs, user: userOf(session) },
-      deliveries: router(recipients),
-      // A Message-ID we generated cannot be a resubmission: no dedup key then.
-      dedupKey: info.messageId === null ? null : this.dedupKey(session, sender, info.messageId, recipients),
-      bounceOf: null,
+      client: { ip: session.remoteAddress, hostname: session.clientHostname, helo: session.hostNameAppearsAs, user },
+      protocol: session.transmissionType || 'ESMTP',
+      via: 'smtp',
+      identity: this.pipeline.identityOf(user, session.remoteAddress),
+      dedup: { rule: 'message' },
+      lineEndings: config.smtp.bareLineEndings,
     });
-    const spoolSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    if (accepted.status === 'duplicate') {
-      return { text: replies.alreadyQueued(accepted.queueId), queueId: accepted.queueId, result: 'duplicate', spoolSeconds };
-    }
-    return { text: replies.queued(accepted.queueId), queueId, result: 'queued', spoolSeconds };
-  }
-
-  /**
-   * The sender's identity (AUTH user, else the allowNetworks entry the client came from),
-   * envelope sender, normalised Message-ID and the recipient set: a resubmission matches
-   * all four; the same Message-ID to other recipients is a new message.
-   */
-  private dedupKey(session: SMTPServerSession, sender: string, messageId: string, recipients: string[]): string {
-    const user = userOf(session);
-    const identity = user !== null ? `user:${user}` : `net:${this.networks.match(session.remoteAddress) ?? session.remoteAddress}`;
-    const rcpts = [...new Set(recipients.map((r) => r.toLowerCase()))].sort().join(',');
-    return createHash('sha256').update([identity, sender.toLowerCase(), messageId, rcpts].join('\0')).digest('hex');
+    if (outcome.refused !== undefined) throw refusalReply(outcome);
+    const { queueId, spoolSeconds } = outcome;
+    if (outcome.status === 'duplicate') return { text: replies.alreadyQueued(queueId), queueId, result: 'duplicate', spoolSeconds };
+    return { text: replies.queued(queueId), queueId, result: 'queued', spoolSeconds };
   }
 }
 
-/** The reply for a capacity verdict: 451 while the store is unavailable, 452 while it is full, null to go on. */
-function capacityRefusal(verdict: CapacityVerdict): SmtpReplyError | null {
-  switch (verdict) {
-    case 'ok':
-      return null;
-    case 'unavailable':
-      return replies.spoolUnavailable();
-    case 'disk-low':
-    case 'queue-full':
-      return replies.insufficientStorage();
+/** The SMTP reply for a refusal of the accept pipeline. */
+function refusalReply(refusal: AcceptRefusal): SmtpReplyError {
+  switch (refusal.refused) {
+    case 'bare-line-ending':
+      return replies.bareLineEnding(refusal.found);
+    case 'capacity':
+      // 451 while the store is unavailable, 452 while it is full.
+      return refusal.reason === 'unavailable' ? replies.spoolUnavailable() : replies.insufficientStorage();
+    case 'no-route':
+      // The routes changed (SIGHUP) between RCPT and the end of DATA.
+      return replies.relayDenied();
+    case 'idempotency-mismatch':
+      // Not an SMTP rule; never asked for by this front door.
+      return replies.spoolWriteFailed();
   }
 }
 
@@ -391,13 +364,4 @@ async function* readChunks(stream: SMTPServerDataStream): AsyncGenerator<Buffer>
 function userOf(session: SMTPServerSession): string | null {
   const user: unknown = session.user;
   return typeof user === 'string' ? user : null;
-}
-
-/**
- * local@domain with no spaces or angle brackets; smtp-server has already parsed the path.
- * It decodes command lines as UTF-8 and turns bytes that are not UTF-8 (raw 8-bit) into
- * U+FFFD: such an address is not the one the client sent, so it is bad syntax, not queued.
- */
-function isAddress(address: string): boolean {
-  return /^[^\s@<>\uFFFD]+@[^\s@<>\uFFFD]+$/.test(address);
 }

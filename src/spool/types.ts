@@ -13,6 +13,17 @@ export interface ClientInfo {
   readonly hostname: string;
   readonly helo: string;
   readonly user: string | null;
+  /**
+   * The front door, when not SMTP: `http` for the HTTP submission (SPEC 10), whose `user`
+   * is the submission key's name. Absent on SMTP messages and records older than it.
+   */
+  readonly via?: 'http';
+  /**
+   * HTTP submission with an `Idempotency-Key`: a hash of the request, to tell a repeat
+   * (same fingerprint) from another request under the same key. Stored as part of the
+   * client JSON by both backends: no schema change.
+   */
+  readonly fingerprint?: string;
 }
 
 export interface RecipientRecord {

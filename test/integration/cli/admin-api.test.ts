@@ -137,8 +137,8 @@ describe('the admin API', () => {
     const delta = (name: string, labels: Record<string, string> = {}): number =>
       (metricValue(after, name, labels) ?? 0) - (metricValue(before, name, labels) ?? 0);
     expect({
-      queued: delta('onward_messages_received_total', { result: 'queued' }),
-      duplicate: delta('onward_messages_received_total', { result: 'duplicate' }),
+      queued: delta('onward_messages_received_total', { result: 'queued', via: 'smtp' }),
+      duplicate: delta('onward_messages_received_total', { result: 'duplicate', via: 'smtp' }),
       dedupHits: delta('onward_dedup_hits_total'),
       ok: delta('onward_deliveries_total', { target: 'hook', outcome: 'ok' }),
       fail: delta('onward_deliveries_total', { target: 'hook', outcome: 'fail' }),

@@ -39,7 +39,7 @@ describe('a client that hangs up in the middle of DATA', () => {
     await new Promise((r) => setTimeout(r, 300));
 
     const metrics = await (await fetch(`http://127.0.0.1:${relay.adminAddress.port}/metrics`)).text();
-    const errorSeries = metrics.split('\n').filter((l) => l.startsWith('onward_messages_received_total{result="error"}'));
+    const errorSeries = metrics.split('\n').filter((l) => l.startsWith('onward_messages_received_total{result="error",via="smtp"}'));
     const errorLogs = logs.filter((l) => l.level >= 50).map((l) => `${l.msg}: ${l.reply ?? ''}`);
     const stored = (await spoolContents(relay.spool)).map((e) => e.message.id);
     expect({ errorSeries, errorLogs, stored }).toEqual({ errorSeries: [], errorLogs: [], stored: [] });

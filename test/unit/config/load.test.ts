@@ -339,6 +339,19 @@ admin: { port: "\${ADMIN_PORT}" }
     expect(() => parseConfig('listen: [\n', {}, 'my.yaml')).toThrow(/^my\.yaml:\d+:\d+: /);
   });
 
+  it('reads the submission section: off when absent, 127.0.0.1:8025 by default, keys required off loopback, keys masked in the description', () => {
+    expect(parseConfig(MINIMAL, {}).submission).toBeNull();
+    const on = parseConfig(`${MINIMAL}submission: { keys: [{ name: app1, key: k-0123456789abcdef }] }\n`, {});
+    expect(on.submission).toEqual({ listen: { host: '127.0.0.1', port: 8025 }, keys: [{ name: 'app1', key: 'k-0123456789abcdef' }] });
+    expect(describeConfig(on)).toContain('submission: http://127.0.0.1:8025/v1/messages (keys app1:***)');
+    expect(describeConfig(on)).not.toContain('k-0123456789abcdef');
+    expect(parseConfig(`${MINIMAL}submission: {}\n`, {}).submission?.keys).toEqual([]);
+    expect(problemsOf(`${MINIMAL}submission: { listen: { host: 0.0.0.0, port: 8025 } }\n`)).toEqual([
+      'submission.keys: required when submission.listen.host is not a loopback address',
+    ]);
+    expect(problemsOf(`${MINIMAL}submission: { keys: [{ name: app1, key: short }] }\n`).join('\n')).toMatch(/submission\.keys\[0\]\.key/);
+  });
+
   it('requires an admin token when the admin API is not on loopback', () => {
     expect(problemsOf(`${MINIMAL}admin: { host: 0.0.0.0 }\n`)).toEqual([
       'admin.token: required when admin.host is not a loopback address',

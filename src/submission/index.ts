@@ -1,0 +1,1 @@
+export { SubmissionServer, type SubmissionDeps } from './server.js';

@@ -1,0 +1,381 @@
+/**
+ * The HTTP submission front door (SPEC 10): `POST /v1/messages` answers 202 only after the
+ * accept pipeline's durable spool write; `GET /v1/messages/ID` reports on a message the
+ * same key submitted. Plain node:http / node:https; bodies are streamed and cut off at the
+ * size limit, never buffered beyond it.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { AcceptOutcome, AcceptPipeline } from '../accept/index.js';
+import type { Config, SubmissionConfig } from '../config/types.js';
+import type { ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { IngressEvents } from '../smtp/index.js';
+import { isQueueId, newQueueId, type Spool } from '../spool/index.js';
+import { BadMessage, fromJson, fromRaw, parseJsonMessage, type Submitted } from './message.js';
+
+export interface SubmissionDeps {
+  readonly config: Config;
+  readonly pipeline: AcceptPipeline;
+  readonly spool: Spool;
+  readonly logger: Logger;
+}
+
+/** Seconds a client is told to wait after a 503. */
+const RETRY_AFTER_S = 30;
+/** JSON carries attachments in base64: its body may be this much larger than the message it makes. */
+const JSON_OVERHEAD = 4 / 3;
+const JSON_SLACK_BYTES = 64 * 1024;
+/** After a refused upload, how long the rest may still trickle in (discarded) before the socket is cut. */
+const DRAIN_MS = 2000;
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
+const MESSAGES_PATH = '/v1/messages';
+
+/** An answer with an error body: `{ error: { code, message, field? } }`. */
+class HttpRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly field?: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+const refuse = {
+  badMessage: (field: string, message: string) => new HttpRefusal(400, 'ONWARD_ERR_BAD_MESSAGE', message, field),
+  tooLarge: (limit: number) => new HttpRefusal(413, 'ONWARD_ERR_TOO_LARGE', `the message is over the limit of ${limit} bytes`, 'body', { connection: 'close' }),
+  spoolFull: () => new HttpRefusal(503, 'ONWARD_ERR_SPOOL_FULL', 'insufficient system storage, try again later', undefined, { 'retry-after': String(RETRY_AFTER_S) }),
+  spoolWrite: (message = 'temporary local problem, try again later') =>
+    new HttpRefusal(503, 'ONWARD_ERR_SPOOL_WRITE', message, undefined, { 'retry-after': String(RETRY_AFTER_S) }),
+  unauthorized: () => new HttpRefusal(401, 'ONWARD_ERR_UNAUTHORIZED', 'a valid Authorization: Bearer <key> is required', undefined, { 'www-authenticate': 'Bearer' }),
+  notFound: (message = 'no such resource') => new HttpRefusal(404, 'ONWARD_ERR_NOT_FOUND', message),
+  method: (allow: string) => new HttpRefusal(405, 'ONWARD_ERR_METHOD_NOT_ALLOWED', `allowed: ${allow}`, undefined, { allow }),
+};
+
+/** The client as the submission knows it: its key's name (null on an open loopback listener). */
+interface Caller {
+  readonly name: string | null;
+  readonly ip: string;
+}
+
+export class SubmissionServer extends EventEmitter<IngressEvents> {
+  private config: Config;
+  private keys: { name: string; digest: Buffer }[];
+  private server: http.Server | null = null;
+  private readonly log: Logger;
+  private inFlight = 0;
+  private shuttingDown = false;
+
+  constructor(private readonly deps: SubmissionDeps) {
+    super();
+    this.config = deps.config;
+    this.keys = digestKeys(deps.config.submission);
+    this.log = deps.logger.child({ component: 'submission' });
+  }
+
+  /** Binds the listener (HTTPS when `tls` is configured). */
+  async start(): Promise<AddressInfo> {
+    const submission = this.config.submission;
+    if (submission === null) throw new Error('submission is not configured');
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
+    const server = this.config.tls ? https.createServer(readTls(this.config), handler) : http.createServer(handler);
+    server.keepAliveTimeout = 5000;
+    server.maxConnections = this.config.limits.maxConnections;
+    server.on('clientError', (err, socket: Socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      this.log.debug({ err }, 'submission client error');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(submission.listen.port, submission.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.warn({ err }, 'submission listener error'));
+    this.server = server;
+    return server.address() as AddressInfo;
+  }
+
+  /** Keys, limits, routes and TLS material for requests from now on (the listen address needs a restart). */
+  reconfigure(config: Config): void {
+    this.config = config;
+    this.keys = digestKeys(config.submission);
+    if (this.server) this.server.maxConnections = config.limits.maxConnections;
+    if (config.tls && this.server instanceof https.Server) this.server.setSecureContext(readTls(config));
+  }
+
+  /** Stops accepting; requests in flight finish (up to `graceMs`); then every connection is cut. */
+  async close(graceMs: number): Promise<void> {
+    this.shuttingDown = true;
+    const server = this.server;
+    if (server === null) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const deadline = Date.now() + graceMs;
+    while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    server.closeAllConnections();
+    await closed;
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    this.inFlight += 1;
+    let counted = true;
+    const done = (): void => {
+      if (!counted) return;
+      counted = false;
+      this.inFlight -= 1;
+    };
+    res.on('close', done);
+    this.route(req, res).catch((err: unknown) => {
+      const refusal = err instanceof HttpRefusal ? err : null;
+      if (refusal === null) this.log.error({ err, method: req.method, url: req.url }, 'submission request failed');
+      this.send(req, res, refusal ?? new HttpRefusal(500, 'ONWARD_ERR_INTERNAL', 'internal error'));
+    });
+  }
+
+  private async route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (this.shuttingDown) {
+      res.setHeader('connection', 'close');
+      throw refuse.spoolWrite('shutting down, try again later');
+    }
+    if (path === MESSAGES_PATH) {
+      if (req.method !== 'POST') throw refuse.method('POST');
+      const caller = this.authenticate(req);
+      await this.submit(req, res, caller);
+      return;
+    }
+    if (path.startsWith(`${MESSAGES_PATH}/`)) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw refuse.method('GET, HEAD');
+      const caller = this.authenticate(req);
+      await this.status(res, caller, path.slice(MESSAGES_PATH.length + 1));
+      return;
+    }
+    throw refuse.notFound();
+  }
+
+  /** Bearer key against every configured key's digest, in constant time; none configured: the client's network. */
+  private authenticate(req: http.IncomingMessage): Caller {
+    const ip = req.socket.remoteAddress ?? '';
+    if (this.keys.length === 0) return { name: null, ip };
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
+    const given = createHash('sha256').update(match?.[1] ?? '').digest();
+    let name: string | null = null;
+    for (const key of this.keys) if (timingSafeEqual(given, key.digest) && match) name = key.name;
+    if (name === null) {
+      this.log.warn({ client: ip }, 'submission refused: bad or missing key');
+      throw refuse.unauthorized();
+    }
+    return { name, ip };
+  }
+
+  private async submit(req: http.IncomingMessage, res: http.ServerResponse, caller: Caller): Promise<void> {
+    const { config } = this;
+    const mediaType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    if (mediaType !== 'message/rfc822' && mediaType !== 'application/json') {
+      throw new HttpRefusal(415, 'ONWARD_ERR_UNSUPPORTED_TYPE', 'expected Content-Type message/rfc822 or application/json', 'Content-Type');
+    }
+    const idempotencyKey = headerOf(req, 'idempotency-key');
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
+      throw refuse.badMessage('Idempotency-Key', 'Idempotency-Key: expected 1 to 255 printable ASCII characters');
+    }
+    const limit = config.limits.maxMessageSizeBytes;
+    const bodyLimit = mediaType === 'application/json' ? Math.ceil(limit * JSON_OVERHEAD) + JSON_SLACK_BYTES : limit;
+    const announced = Number(req.headers['content-length'] ?? NaN);
+    if (announced > bodyLimit) throw refuse.tooLarge(limit);
+    const full = this.deps.pipeline.capacity();
+    if (full !== null) throw full.reason === 'full' ? refuse.spoolFull() : refuse.spoolWrite('queue storage unavailable, try again later');
+    const raw = await readBody(req, bodyLimit, limit);
+    const date = new Date();
+    const queueId = newQueueId(date.getTime());
+    const submitted = await this.parse(req, mediaType, raw, { queueId, date });
+    if (submitted.body.length > limit) throw refuse.tooLarge(limit);
+    if (submitted.recipients.length > config.limits.maxRecipients) {
+      throw refuse.badMessage(mediaType === 'application/json' ? 'to' : 'To', `too many recipients (at most ${config.limits.maxRecipients})`);
+    }
+    const protocol = this.config.tls ? 'HTTPS' : 'HTTP';
+    const logFields = { client: caller.ip, key: caller.name, from: submitted.sender, to: submitted.recipients, idempotencyKey: idempotencyKey ?? null };
+    let outcome: AcceptOutcome;
+    try {
+      outcome = await this.deps.pipeline.accept({
+        body: submitted.body,
+        sender: submitted.sender,
+        recipients: submitted.recipients,
+        client: { ip: caller.ip, hostname: `[${caller.ip}]`, helo: `[${caller.ip}]`, user: caller.name },
+        protocol,
+        via: 'http',
+        identity: this.deps.pipeline.identityOf(caller.name, caller.ip),
+        dedup:
+          idempotencyKey !== undefined
+            ? { rule: 'idempotency', key: idempotencyKey, fingerprint: submitted.fingerprint }
+            : submitted.clientMessageId
+              ? { rule: 'message' }
+              : { rule: 'none' },
+        lineEndings: 'normalize',
+        queueId,
+        date,
+      });
+    } catch (err) {
+      this.log.error({ ...logFields, err }, 'message refused');
+      this.emit('transaction', { result: 'error', queueId: null, size: submitted.body.length, spoolSeconds: null });
+      throw refuse.spoolWrite();
+    }
+    if (outcome.refused !== undefined) {
+      this.emit('transaction', { result: 'rejected', queueId: null, size: submitted.body.length, spoolSeconds: null });
+      const refusal = refusalOf(outcome);
+      this.log.info({ ...logFields, status: refusal.status, code: refusal.code }, 'message refused');
+      throw refusal;
+    }
+    const { status, queueId: id, messageId, size, spoolSeconds } = outcome;
+    this.emit('transaction', { result: status, queueId: id, size, spoolSeconds });
+    this.log.info({ ...logFields, size, queueId: id, result: status }, 'message received');
+    sendJson(res, status === 'queued' ? 202 : 200, { id, status, messageId });
+  }
+
+  private async parse(req: http.IncomingMessage, mediaType: string, raw: Buffer, ids: { queueId: string; date: Date }): Promise<Submitted> {
+    try {
+      if (mediaType === 'message/rfc822') {
+        return fromRaw(raw, { from: headerOf(req, 'x-onward-envelope-from'), to: headerOf(req, 'x-onward-envelope-to') });
+      }
+      const doc = parseJsonMessage(raw.toString('utf8'));
+      return await fromJson(doc, { messageId: `${ids.queueId}@${this.config.hostname}`, date: ids.date, boundary: ids.queueId.toLowerCase() });
+    } catch (err) {
+      if (err instanceof BadMessage) throw refuse.badMessage(err.field, err.message);
+      throw err;
+    }
+  }
+
+  private async status(res: http.ServerResponse, caller: Caller, id: string): Promise<void> {
+    if (!isQueueId(id)) throw refuse.notFound(`no message ${JSON.stringify(id)}`);
+    const message = await this.deps.spool.getMessage(id);
+    // Only what this key submitted: another key's message is as absent as no message.
+    if (message === null || message.client.via !== 'http' || message.client.user !== caller.name) throw refuse.notFound(`no message ${id}`);
+    const deliveries = await this.deps.spool.getDeliveries(id);
+    const recipients = deliveries.flatMap((d) => d.recipients.map((r) => ({ address: r.address, state: r.state, lastError: r.lastError })));
+    sendJson(res, 200, {
+      id: message.id,
+      state: message.state,
+      messageId: message.messageId,
+      receivedAt: new Date(message.receivedAt).toISOString(),
+      recipients,
+    });
+  }
+
+  private send(req: http.IncomingMessage, res: http.ServerResponse, refusal: HttpRefusal): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    for (const [name, value] of Object.entries(refusal.headers)) res.setHeader(name, value);
+    const unread = !req.complete;
+    // A body left unread is not read to its end: the answer goes now, the connection closes.
+    if (unread) res.setHeader('connection', 'close');
+    sendJson(res, refusal.status, { error: { code: refusal.code, message: refusal.message, ...(refusal.field !== undefined ? { field: refusal.field } : {}) } });
+    if (unread) discardRest(req, res);
+  }
+}
+
+function refusalOf(outcome: Exclude<AcceptOutcome, { refused?: undefined }>): HttpRefusal {
+  switch (outcome.refused) {
+    case 'bare-line-ending':
+      return refuse.badMessage('body', outcome.found === 'CR' ? 'the message contains a bare CR' : `the message contains a bare ${outcome.found}`);
+    case 'capacity':
+      return outcome.reason === 'full' ? refuse.spoolFull() : refuse.spoolWrite('queue storage unavailable, try again later');
+    case 'no-route':
+      return new HttpRefusal(400, 'ONWARD_ERR_NO_ROUTE', `no route for recipient ${outcome.recipient}`, 'to');
+    case 'idempotency-mismatch':
+      return new HttpRefusal(
+        422,
+        'ONWARD_ERR_IDEMPOTENCY_MISMATCH',
+        `this Idempotency-Key was used for another request (message ${outcome.queueId})`,
+        'Idempotency-Key',
+      );
+  }
+}
+
+/**
+ * The body, read as it streams. Past `bodyLimit` reading stops and 413 is thrown at once:
+ * the rest is never held (the caller's answer closes the connection).
+ */
+async function readBody(req: http.IncomingMessage, bodyLimit: number, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return new Promise<Buffer>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > bodyLimit) {
+        cleanup();
+        chunks.length = 0;
+        req.pause();
+        reject(refuse.tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onAborted = (): void => {
+      cleanup();
+      reject(new Error('client went away during the upload'));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onClose = (): void => {
+      if (!req.complete) onAborted();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}
+
+/** After an early answer: let what is in flight arrive and drop it (no RST over the answer), then cut the socket. */
+function discardRest(req: http.IncomingMessage, res: http.ServerResponse): void {
+  req.on('data', () => undefined);
+  req.on('error', () => undefined);
+  req.resume();
+  res.on('finish', () => {
+    const timer = setTimeout(() => req.socket.destroy(), DRAIN_MS);
+    timer.unref();
+    req.socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+  res.end(body);
+}
+
+function headerOf(req: http.IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function digestKeys(submission: SubmissionConfig | null): { name: string; digest: Buffer }[] {
+  return (submission?.keys ?? []).map((k) => ({ name: k.name, digest: createHash('sha256').update(k.key).digest() }));
+}
+
+function readTls(config: Config): { key: Buffer; cert: Buffer; minVersion: 'TLSv1.2' } {
+  if (!config.tls) throw new Error('no tls configured');
+  return { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath), minVersion: 'TLSv1.2' };
+}
