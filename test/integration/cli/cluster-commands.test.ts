@@ -12,6 +12,10 @@ import { stringify } from 'yaml';
 import { closedPort } from '../../helpers/common.js';
 import { adminRequest, makeCliEnv, runCli, startServe, useCliTeardown, type CliEnv, type CliResult } from '../../helpers/cli.js';
 import { describePg, usePostgres } from '../../helpers/postgres.js';
+import { MIGRATIONS } from '../../../src/spool/postgres/migrations.js';
+
+/** The schema version this onward migrates to. */
+const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
 
 describe('spool nodes and spool migrate on a level spool', () => {
   const cleanup = useCliTeardown();
@@ -96,31 +100,31 @@ describePg('spool migrate and check-config with a postgres spool', () => {
   it('creates the schema from nothing, then finds it current', async () => {
     writePgConfig({ schema: 'onward' });
     const first = await runCli(env, ['spool', 'migrate'], withPassword());
-    expect(first).toMatchObject({ code: 0, stderr: '', stdout: 'schema onward: version 0 → 1 (applied 1)\n' });
+    expect(first).toMatchObject({ code: 0, stderr: '', stdout: `schema onward: version 0 → ${String(LATEST)} (applied ${MIGRATIONS.map((m) => m.version).join(', ')})\n` });
     const tables = await pg().sql(`SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'onward'`);
     expect((tables.rows[0] as { n: number }).n).toBeGreaterThan(1);
     const again = await runCli(env, ['spool', 'migrate'], withPassword());
-    expect(again).toMatchObject({ code: 0, stderr: '', stdout: 'schema onward: already at version 1\n' });
+    expect(again).toMatchObject({ code: 0, stderr: '', stdout: `schema onward: already at version ${String(LATEST)}\n` });
     expectNoSecret(first, pg().password);
   });
 
   it('refuses a schema newer than this onward with exit 1, naming both versions', async () => {
     writePgConfig({ schema: 'future' });
     expect((await runCli(env, ['spool', 'migrate'], withPassword())).code).toBe(0);
-    await pg().sql(`INSERT INTO future.onward_schema (version, name) VALUES (2, 'from a newer onward')`);
+    await pg().sql(`INSERT INTO future.onward_schema (version, name) VALUES (${String(LATEST + 1)}, 'from a newer onward')`);
     const r = await runCli(env, ['spool', 'migrate'], withPassword());
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/schema future .* is at version 2, newer than this onward's 1/);
+    expect(r.stderr).toMatch(new RegExp(`schema future .* is at version ${String(LATEST + 1)}, newer than this onward's ${String(LATEST)}`));
     expectNoSecret(r, pg().password);
     // A node refuses to start on it too: exit 1 (a config problem, not an outage).
     const serve = await runCli(env, ['serve'], withPassword());
     expect(serve.code).toBe(1);
     expect(serve.stdout + serve.stderr).toContain('newer than this onward knows');
     expectNoSecret(serve, pg().password);
-    // Nothing was changed: still version 2.
+    // Nothing was changed: still the newer version.
     const v = await pg().sql('SELECT max(version) AS v FROM future.onward_schema');
-    expect((v.rows[0] as { v: number }).v).toBe(2);
+    expect((v.rows[0] as { v: number }).v).toBe(LATEST + 1);
   });
 
   it('exits 2 when the database is unreachable, naming the server but never the password', async () => {
