@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './check-config.js';
 import { configSchemaCommand } from './config-schema.js';
+import { dkimRecordCommand } from './dkim-record.js';
 import { hashPasswordCommand } from './hash-password.js';
 import { sendCommand } from './send.js';
 import { serveCommand } from './serve.js';
@@ -15,6 +16,7 @@ await yargs(hideBin(process.argv))
   .command(serveCommand)
   .command(checkConfigCommand)
   .command(configSchemaCommand)
+  .command(dkimRecordCommand)
   .command(spoolCommand)
   .command(sendCommand)
   .command(hashPasswordCommand)

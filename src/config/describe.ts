@@ -57,6 +57,8 @@ function describeTarget(target: TargetConfig): string {
       const extras: string[] = [target.secure];
       if (target.auth !== null) extras.push(`auth ${target.auth.user}:${MASK}`);
       if (!target.tlsRejectUnauthorized) extras.push('certificates not verified');
+      // The selector and domain only: the key itself is a secret.
+      if (target.dkim.length > 0) extras.push(`dkim ${target.dkim.map((k) => `${k.selector}._domainkey.${k.domain} (${k.algorithm})`).join(', ')}`);
       return `smtp  ${hostPort(target.host, target.port)}  ${limits}  (${extras.join('; ')})`;
     }
     case 'file':

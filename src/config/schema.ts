@@ -5,10 +5,12 @@
  */
 import net from 'node:net';
 import os from 'node:os';
+import { domainToASCII } from 'node:url';
 import { z } from 'zod';
 import { standardKey } from '../delivery/signing.js';
+import { readDkimKey } from './dkim-key.js';
 import { BOOL_FORM, DURATION_FORM, SIZE_FORM, inputForms, intForm } from './input-forms.js';
-import type { Config, TargetConfig } from './types.js';
+import type { Config, DkimKeyConfig, TargetConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 const DEFAULT_CONCURRENCY = { http: 16, file: 4 } as const;
@@ -119,6 +121,44 @@ function signingSecrets(secret: string | readonly string[] | null | undefined): 
   return typeof secret === 'string' ? [secret] : secret;
 }
 
+const DNS_LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const DNS_NAME = new RegExp(`^${DNS_LABEL}(?:\\.${DNS_LABEL})*$`);
+
+/** A signing domain as DKIM compares it: lower case, IDNs as punycode, no trailing dot. */
+const dkimDomain = z.string().transform((value, ctx): string => {
+  const trimmed = value.trim().replace(/\.$/, '').toLowerCase();
+  const ascii = domainToASCII(trimmed) || trimmed;
+  if (DNS_NAME.test(ascii) && ascii.length <= 253) return ascii;
+  ctx.addIssue({ code: 'custom', message: `expected a domain name like example.com, got ${JSON.stringify(value)}`, input: value });
+  return z.NEVER;
+}).register(inputForms, { type: 'string', minLength: 1, description: 'the signing domain (d=); it signs mail from this domain and its subdomains' });
+
+/** One `dkim` entry: the key file is read and checked here, so a bad key fails the load (and a SIGHUP reload). */
+const dkimKey = z
+  .strictObject({
+    domain: dkimDomain,
+    selector: z.string().trim().regex(DNS_NAME, 'expected a selector of letters, digits, "-" (labels separated by ".")'),
+    privateKey: text,
+  })
+  .transform((k, ctx): DkimKeyConfig => {
+    const key = readDkimKey(k.privateKey);
+    if (!key.ok) {
+      ctx.addIssue({ code: 'custom', path: ['privateKey'], message: key.problem, input: k.privateKey });
+      return z.NEVER;
+    }
+    return { domain: k.domain, selector: k.selector, keyPath: k.privateKey, privateKeyPem: key.pem, algorithm: key.algorithm };
+  });
+
+/** At most one key per signing domain: the key for a From: domain must be unambiguous. */
+const dkimKeys = z.array(dkimKey).superRefine((keys, ctx) => {
+  const seen = new Map<string, number>();
+  keys.forEach((k, i) => {
+    const first = seen.get(k.domain);
+    if (first === undefined) seen.set(k.domain, i);
+    else ctx.addIssue({ code: 'custom', path: [i, 'domain'], message: `domain ${k.domain} already has a key (dkim[${first}]); rotate by replacing that entry's selector and key` });
+  });
+});
+
 const smtpTarget = z.strictObject({
   type: z.literal('smtp'),
   host: text,
@@ -133,6 +173,7 @@ const smtpTarget = z.strictObject({
     })
     .prefault({}),
   timeout: positiveDuration.prefault('60s'),
+  dkim: dkimKeys.default([]),
   ...targetCommon,
 });
 
@@ -167,6 +208,7 @@ function toTarget(name: string, t: z.output<typeof target>): TargetConfig {
         auth: t.auth ?? null,
         pool: t.pool,
         timeoutMs: t.timeout,
+        dkim: t.dkim,
         concurrency: t.concurrency ?? t.pool.maxConnections,
         circuit: circuitConfig,
       };

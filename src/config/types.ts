@@ -108,6 +108,29 @@ export interface HttpTargetConfig extends TargetBase {
   readonly timeoutMs: number;
 }
 
+/** DKIM signature algorithm, from the key's type. */
+export type DkimAlgorithm = 'rsa-sha256' | 'ed25519-sha256';
+
+/**
+ * One DKIM key of a target (SPEC section 13): messages whose From: domain is `domain` or one
+ * of its subdomains are signed with it (the closest configured domain wins).
+ */
+export interface DkimKeyConfig {
+  /** The signing domain (`d=`), lower-case ASCII (IDNs as punycode), no trailing dot. */
+  readonly domain: string;
+  /** The selector (`s=`): the record is published at `<selector>._domainkey.<domain>`. */
+  readonly selector: string;
+  /** The file the key was read from (for messages). */
+  readonly keyPath: string;
+  /**
+   * The private key as read and validated at config load (PKCS#8 PEM). A secret: never log
+   * it. Carried in the config (not re-read where it is used) so the key in use is the one
+   * validated, and a SIGHUP after the file changed gives the target a new transport.
+   */
+  readonly privateKeyPem: string;
+  readonly algorithm: DkimAlgorithm;
+}
+
 export interface SmtpTargetConfig extends TargetBase {
   readonly type: 'smtp';
   readonly host: string;
@@ -118,6 +141,8 @@ export interface SmtpTargetConfig extends TargetBase {
   readonly auth: { readonly user: string; readonly pass: string } | null;
   readonly pool: { readonly maxConnections: number; readonly maxMessagesPerConnection: number };
   readonly timeoutMs: number;
+  /** DKIM keys to sign with on the way out; empty: messages leave unsigned. */
+  readonly dkim: readonly DkimKeyConfig[];
 }
 
 export interface FileTargetConfig extends TargetBase {

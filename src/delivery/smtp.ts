@@ -13,7 +13,8 @@ import {
   isTimeoutError,
   smtpReply,
 } from './classify.js';
-import { notAttemptedResult } from './results.js';
+import { createDkimSigner, type DkimSign } from './dkim.js';
+import { localFailureResult, notAttemptedResult } from './results.js';
 import type { DeliveryJob, RecipientResult, Reply, Transport, TransportResult } from './types.js';
 
 export interface SmtpTransportOptions {
@@ -26,7 +27,8 @@ const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
 
 /**
  * Relays each delivery through a nodemailer connection pool with `MAIL FROM:<from>` (`<>` for
- * the null sender) and one `RCPT TO` per recipient, streaming the stored bytes unchanged.
+ * the null sender) and one `RCPT TO` per recipient, streaming the stored bytes unchanged
+ * (with a `DKIM-Signature` prepended when the target has a key for the From: domain).
  * Results are per recipient: a refused RCPT is judged by its own reply, a refused MAIL FROM or
  * DATA by that reply, setup failures (connect, TLS, greeting, AUTH, timeout) are ERROR for all.
  * `deliver` never rejects; `close` ends the pool.
@@ -55,13 +57,14 @@ export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTrans
   const transporter = nodemailer.createTransport(poolOptions);
   // Failures reach us through sendMail; an 'error' event without a listener would kill the process.
   transporter.on('error', () => undefined);
+  const sign = createDkimSigner(target.dkim);
 
   let closed = false;
   return {
     deliver: (job) => {
       // A closed nodemailer pool drops new messages without ever calling back.
       if (closed) return Promise.resolve(notAttemptedResult(job, 'SMTP transport closed'));
-      return deliverSmtp(transporter, target, job);
+      return deliverSmtp(transporter, target, sign, job);
     },
     close: () => {
       if (!closed) transporter.close();
@@ -74,9 +77,18 @@ export function createSmtpTransport(target: SmtpTargetConfig, options: SmtpTrans
 async function deliverSmtp(
   transporter: Transporter<SMTPPool.SentMessageInfo, SMTPPool.Options>,
   target: SmtpTargetConfig,
+  sign: DkimSign,
   job: DeliveryJob,
 ): Promise<TransportResult> {
   const startedAt = performance.now();
+  let raw: Buffer;
+  try {
+    raw = await sign(job.body);
+  } catch (err) {
+    // Never send unsigned what should be signed (the receiver's DMARC would judge it);
+    // our failure, not the target's: ERROR, retried, the target's health untouched.
+    return localFailureResult(job, err instanceof Error ? err.message : String(err), performance.now() - startedAt);
+  }
   const finish = (recipients: RecipientResult[], contention: boolean): TransportResult => ({
     recipients,
     durationMs: Math.round(performance.now() - startedAt),
@@ -87,7 +99,7 @@ async function deliverSmtp(
     const info = await transporter.sendMail({
       // An empty `from` makes nodemailer send MAIL FROM:<> (the null sender of bounces).
       envelope: { from: job.envelope.from, to: [...job.envelope.to] },
-      raw: job.body,
+      raw,
     });
     const rejected = rejectedReplies(job, info.rejectedErrors);
     const accepted = smtpReply(info.response);

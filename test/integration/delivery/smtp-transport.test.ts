@@ -51,6 +51,7 @@ function target(port: number, overrides: Partial<SmtpTargetConfig> = {}): SmtpTa
     timeoutMs: 2000,
     concurrency: 4,
     circuit: { failures: 5, probeMs: 30000 },
+    dkim: [],
     ...overrides,
   };
 }
