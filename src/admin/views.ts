@@ -41,7 +41,10 @@ export interface TargetStatus {
 }
 
 export interface StatsView {
+  /** Messages by state (SPEC 1). */
   states: Record<MessageState, number>;
+  /** Delivery events (SPEC 11) by state, counted apart from messages. */
+  events: Record<MessageState, number>;
   targets: Record<string, { queued: number; deferred: number; up: boolean | null; concurrency: number | null }>;
   oldestQueuedAgeSeconds: number | null;
   spoolBytes: number;
@@ -156,6 +159,7 @@ export function statsView(
   }
   return {
     states: stats.states,
+    events: stats.events,
     targets,
     oldestQueuedAgeSeconds: stats.oldestQueuedAt === null ? null : Math.max(0, Math.round((now - stats.oldestQueuedAt) / 1000)),
     spoolBytes: stats.spoolBytes,

@@ -39,9 +39,11 @@ export function listRow(e: ListEntry, now: number = Date.now()): string {
 }
 
 export function statsText(s: StatsView): string {
-  const states = Object.entries(s.states).map(([k, v]) => `${k} ${v}`).join('  ');
+  const counts = (c: Record<string, number>): string => Object.entries(c).map(([k, v]) => `${k} ${v}`).join('  ');
+  const events = Object.values(s.events).some((n) => n > 0) ? [`events        ${counts(s.events)}`] : [];
   const lines = [
-    `messages      ${states}`,
+    `messages      ${counts(s.states)}`,
+    ...events,
     `oldest queued ${s.oldestQueuedAgeSeconds === null ? '-' : duration(s.oldestQueuedAgeSeconds * 1000)}`,
     `spool size    ${bytes(s.spoolBytes)}`,
     `source        ${s.source === 'relay' ? 'running relay (admin API)' : 'stopped spool (opened directly)'}`,

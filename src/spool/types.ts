@@ -198,7 +198,9 @@ export interface ListFilter {
 }
 
 export interface SpoolStats {
+  /** Messages by state; delivery events (SPEC 11) are counted apart, in `events`. */
   readonly states: Record<MessageState, number>;
+  readonly events: Record<MessageState, number>;
   readonly targets: Record<string, { queued: number; deferred: number }>;
   readonly oldestQueuedAt: number | null;
   readonly spoolBytes: number;
@@ -324,7 +326,7 @@ export interface Spool {
    * (exact on level; a shared backend refreshes it about once a second).
    */
   unfinishedCount(): number;
-  /** Messages by state (the whole cluster's on a shared backend). */
+  /** Messages by state, delivery events not included (the whole cluster's on a shared backend). */
   countsByState(): Promise<Record<MessageState, number>>;
   /** Whether the store answers now (false: accepts fail fast with 451, deliveries pause). */
   available(): boolean;

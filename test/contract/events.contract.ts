@@ -123,6 +123,27 @@ export function eventsContract(open: OpenSpool): void {
     expect((await collect(spool.list({ states: ['delivered'], events: true }))).map((e) => [e.message.id, e.message.eventOf])).toEqual([[event.queueId, msg.queueId]]);
   });
 
+  it('counts events apart from messages: stats.states and countsByState are messages only, stats.events the events; check agrees', async () => {
+    const spool = await open();
+    const msg = message();
+    const claimed = await acceptAndClaim(spool, msg);
+    const event = eventFor(msg.queueId, 'delivered');
+    await spool.completeAttempt(claimed.delivery.id, { ...outcome(msg.recipients, 'delivered', null), events: [event] });
+    await spool.accept(message());
+    const zero = { queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 };
+    const stats = await spool.stats();
+    expect(stats.states).toEqual({ ...zero, queued: 1, delivered: 1 });
+    expect(stats.events).toEqual({ ...zero, queued: 1 });
+    expect(await spool.countsByState()).toEqual({ ...zero, queued: 1, delivered: 1 });
+    // The event delivered: it moves within the events' counts only.
+    const [c] = await claimSoon(spool, 'events');
+    await spool.completeAttempt(c!.delivery.id, outcome(['events@onward.invalid'], 'delivered', null, 'events'));
+    const after = await spool.stats();
+    expect(after.states).toEqual({ ...zero, queued: 1, delivered: 1 });
+    expect(after.events).toEqual({ ...zero, delivered: 1 });
+    expect((await spool.check(false)).problems).toEqual([]);
+  });
+
   it('keeps events and their eventOf across a restart', async () => {
     let spool = await open();
     const msg = message();

@@ -68,6 +68,6 @@ export function stageMessage(
     const entry: DedupEntry = { queueId: msg.queueId, expiresAt };
     txn.putRecord(keys.dedup(msg.dedupKey), entry).put(keys.dedupExpiry(expiresAt, msg.dedupKey), EMPTY);
   }
-  txn.countMessage(null, 'queued');
+  txn.countMessage(message, null, 'queued');
   return { message, deliveries };
 }

@@ -37,7 +37,7 @@ export async function act(ctx: LevelContext, queueId: string, action: AdminActio
       msgUpdated = { ...msgUpdated, state: 'deleted', finishedAt: now };
       txn.del(keys.body(queueId)).del(keys.open(queueId)).put(keys.finished(now, queueId), EMPTY);
     }
-    txn.countMessage(message.state, msgUpdated.state);
+    txn.countMessage(message, message.state, msgUpdated.state);
     txn.putRecord(keys.message(queueId), msgUpdated);
     await txn.commit(ctx.writer);
     for (const lane of dueLanes) ctx.due(lane);
@@ -77,7 +77,7 @@ export async function giveUp(
     }
     msgUpdated = finishIfDone(ctx, msgUpdated, txn);
     txn.putRecord(keys.message(queueId), msgUpdated);
-    txn.countMessage(message.state, msgUpdated.state);
+    txn.countMessage(message, message.state, msgUpdated.state);
     const { dsn, events } = giveUpParts(failed.length > 0 ? await report(message, failed, await getBody(ctx, queueId), given) : null);
     const written = dsn ? [dsn, ...events] : events;
     for (const m of written) stageMessage(ctx, m, ctx.now(), txn);

@@ -28,7 +28,7 @@ export async function completeAttempt(
     const msgUpdated = deleted ? message : finishIfDone(ctx, withDeliveryState(message, deliveryId, updated.state), txn);
     txn.putRecord(keys.message(queueId), msgUpdated).evict(keys.message(queueId));
     if (!deleted) txn.countDelivery(delivery.targets[0] ?? '', delivery.state, updated.state);
-    txn.countMessage(message.state, msgUpdated.state);
+    txn.countMessage(message, message.state, msgUpdated.state);
     if (update.dsn) stageMessage(ctx, update.dsn, now, txn);
     // Events report an outcome: none when the delivery was already final (nothing changed).
     const events = FINAL_DELIVERY_STATES.has(delivery.state) ? [] : (update.events ?? []);
@@ -63,7 +63,7 @@ export async function postpone(ctx: LevelContext, deliveryId: string, dueAt: num
     if (keepDue) txn.put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), EMPTY);
     txn.putRecord(keys.message(queueId), msgUpdated).evict(keys.message(queueId));
     txn.countDelivery(target, delivery.state, state);
-    txn.countMessage(message.state, msgUpdated.state);
+    txn.countMessage(message, message.state, msgUpdated.state);
     await txn.commit(ctx.writer);
     ctx.leased.delete(deliveryId);
   });

@@ -46,6 +46,7 @@ export async function checkSpool(
     if (problems.length < MAX_LISTED) problems.push({ kind, key, detail, repaired });
   };
   const states: Record<MessageState, number> = { queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 };
+  const events: Record<MessageState, number> = { ...states };
   const targets: CounterSnapshot['targets'] = {};
   let messages = 0;
   let deliveries = 0;
@@ -54,7 +55,7 @@ export async function checkSpool(
     const m = decodeMessage(value) as MessageRecord;
     messages += 1;
     if (messages % 10_000 === 0) onProgress(messages);
-    states[m.state] += 1;
+    (m.eventOf === null ? states : events)[m.state] += 1;
     const open = !FINISHED_MESSAGE_STATES.has(m.state);
     const [body, openEntry] = await db.getMany([keys.body(m.id), keys.open(m.id)]);
     if (open && body === undefined) await found('lost-body', key, `unfinished message ${m.id} has no body`, null);
@@ -106,15 +107,15 @@ export async function checkSpool(
     if (!m) await found('stale-open-entry', key, `queue index entry without a message ${key.slice(2)}`, [del(key)]);
   }
 
-  const recounted: CounterSnapshot = { states, targets };
+  const recounted: CounterSnapshot = { states, events, targets };
   if (!sameCounters(counters, recounted)) {
-    await found('counters-mismatch', keys.counters, `stored ${JSON.stringify(counters.states)}, records say ${JSON.stringify(states)}`, []);
+    await found('counters-mismatch', keys.counters, `stored ${JSON.stringify({ messages: counters.states, events: counters.events })}, records say ${JSON.stringify({ messages: states, events })}`, []);
   }
   return { report: { messages, deliveries, problems, counts, repaired: repair }, recounted };
 }
 
 function sameCounters(a: CounterSnapshot, b: CounterSnapshot): boolean {
-  if (JSON.stringify(a.states) !== JSON.stringify(b.states)) return false;
+  if (JSON.stringify(a.states) !== JSON.stringify(b.states) || JSON.stringify(a.events) !== JSON.stringify(b.events)) return false;
   const names = new Set([...Object.keys(a.targets), ...Object.keys(b.targets)]);
   for (const n of names) {
     const x = a.targets[n] ?? { queued: 0, deferred: 0 };

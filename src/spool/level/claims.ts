@@ -34,7 +34,7 @@ async function claimOne(ctx: LevelContext, dueKey: string): Promise<ClaimedDeliv
       txn.admit(keys.message(queueId), message);
     }
     txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'queued');
-    txn.countMessage(message.state, msgUpdated.state);
+    txn.countMessage(message, message.state, msgUpdated.state);
     await txn.commit(ctx.writer);
     ctx.leased.add(deliveryId);
     return { delivery: updated, message: msgUpdated, body };

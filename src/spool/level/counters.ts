@@ -1,7 +1,10 @@
 import type { DeliveryState, MessageState } from '../types.js';
 
 export interface CounterSnapshot {
+  /** Messages by state (what people sent; delivery events are not messages). */
   states: Record<MessageState, number>;
+  /** Delivery events (spool messages of their own, SPEC 11) by state. */
+  events: Record<MessageState, number>;
   /** Deliveries waiting per primary target, by state. */
   targets: Record<string, { queued: number; deferred: number }>;
 }
@@ -16,16 +19,18 @@ function emptyStates(): Record<MessageState, number> {
  * in-memory copy is authoritative while it runs.
  */
 export class SpoolCounters {
-  private snapshot: CounterSnapshot = { states: emptyStates(), targets: {} };
+  private snapshot: CounterSnapshot = { states: emptyStates(), events: emptyStates(), targets: {} };
 
   load(saved: CounterSnapshot | null): void {
-    this.snapshot = { states: { ...emptyStates(), ...saved?.states }, targets: { ...saved?.targets } };
+    this.snapshot = { states: { ...emptyStates(), ...saved?.states }, events: { ...emptyStates(), ...saved?.events }, targets: { ...saved?.targets } };
   }
 
-  message(from: MessageState | null, to: MessageState | null): void {
+  /** A message (or, with `event`, a delivery event) moved from one state to another; null is "not there". */
+  message(from: MessageState | null, to: MessageState | null, event: boolean): void {
     if (from === to) return;
-    if (from) this.snapshot.states[from] -= 1;
-    if (to) this.snapshot.states[to] += 1;
+    const counts = event ? this.snapshot.events : this.snapshot.states;
+    if (from) counts[from] -= 1;
+    if (to) counts[to] += 1;
   }
 
   delivery(target: string, from: DeliveryState | null, to: DeliveryState | null): void {
@@ -35,9 +40,10 @@ export class SpoolCounters {
     if (to === 'queued' || to === 'deferred') t[to] += 1;
   }
 
+  /** The `maxQueued` measure: unfinished messages and events alike (both take spool space). */
   unfinished(): number {
-    const s = this.snapshot.states;
-    return s.queued + s.deferred + s.held;
+    const { states: s, events: e } = this.snapshot;
+    return s.queued + s.deferred + s.held + e.queued + e.deferred + e.held;
   }
 
   read(): CounterSnapshot {

@@ -110,7 +110,7 @@ export class Janitor {
         txn.del(keys.message(queueId));
         if (message) {
           for (const id of Object.keys(message.deliveries)) txn.del(keys.delivery(id));
-          txn.countMessage(message.state, null);
+          txn.countMessage(message, message.state, null);
         } else {
           // Past retention anyway: remove it with whatever deliveries it has; the counters
           // cannot say what it was (`spool check --repair` recounts them).

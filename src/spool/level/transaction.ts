@@ -56,10 +56,12 @@ export class SpoolTransaction {
     return this;
   }
 
-  countMessage(from: MessageState | null, to: MessageState | null): void {
+  /** Counts a state change of `message` (a delivery event counts apart from messages). */
+  countMessage(message: { readonly eventOf: string | null }, from: MessageState | null, to: MessageState | null): void {
     if (from === to) return;
-    this.counters.message(from, to);
-    this.undos.push(() => this.counters.message(to, from));
+    const event = message.eventOf !== null;
+    this.counters.message(from, to, event);
+    this.undos.push(() => this.counters.message(to, from, event));
   }
 
   countDelivery(target: string, from: DeliveryState | null, to: DeliveryState | null): void {

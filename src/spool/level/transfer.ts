@@ -65,7 +65,7 @@ export async function importMessage(ctx: LevelContext, item: TransferItem): Prom
       const entry: DedupEntry = { queueId, expiresAt: item.dedup.expiresAt };
       txn.putRecord(keys.dedup(item.dedup.key), entry).put(keys.dedupExpiry(entry.expiresAt, item.dedup.key), EMPTY);
     }
-    txn.countMessage(null, message.state);
+    txn.countMessage(message, null, message.state);
     await txn.commit(ctx.writer);
     for (const lane of lanes) ctx.due(lane);
     return 'imported';
@@ -92,7 +92,7 @@ export async function forget(ctx: LevelContext, queueId: string, asExported?: Tr
       const entry = decodeRecord<DedupEntry>(await ctx.db.get(keys.dedup(message.dedupKey)));
       if (entry?.queueId === queueId) txn.del(keys.dedup(message.dedupKey)).del(keys.dedupExpiry(entry.expiresAt, message.dedupKey));
     }
-    txn.countMessage(message.state, null);
+    txn.countMessage(message, message.state, null);
     await txn.commit(ctx.writer);
     return 'forgotten';
   });

@@ -146,12 +146,20 @@ async function cursorOf(ctx: PgContext, queueId: string): Promise<{ at: string; 
 
 const ZERO_STATES = (): Record<MessageState, number> => ({ queued: 0, deferred: 0, held: 0, delivered: 0, bounced: 0, deleted: 0 });
 
-/** Messages by state, finished ones not yet swept included (as the level counters count them). */
-export async function countsByState(ctx: PgContext): Promise<Record<MessageState, number>> {
-  const { rows } = await ctx.pool.query<{ state: MessageState; n: number }>(`SELECT state, count(*)::int AS n FROM ${ctx.s}.messages GROUP BY state`);
+/** Messages by state, finished ones not yet swept included (as the level counters count them); delivery events apart. */
+export async function countsByKind(ctx: PgContext): Promise<{ states: Record<MessageState, number>; events: Record<MessageState, number> }> {
+  const { rows } = await ctx.pool.query<{ state: MessageState; event: boolean; n: number }>(
+    `SELECT state, event_of IS NOT NULL AS event, count(*)::int AS n FROM ${ctx.s}.messages GROUP BY 1, 2`,
+  );
   const states = ZERO_STATES();
-  for (const r of rows) states[r.state] = r.n;
-  return states;
+  const events = ZERO_STATES();
+  for (const r of rows) (r.event ? events : states)[r.state] = r.n;
+  return { states, events };
+}
+
+/** Messages by state (delivery events not included). */
+export async function countsByState(ctx: PgContext): Promise<Record<MessageState, number>> {
+  return (await countsByKind(ctx)).states;
 }
 
 /**
@@ -164,8 +172,8 @@ export async function countsByState(ctx: PgContext): Promise<Record<MessageState
  */
 export async function stats(ctx: PgContext): Promise<SpoolStats> {
   const { s } = ctx;
-  const [states, targets, oldest, bytes] = await Promise.all([
-    countsByState(ctx),
+  const [counts, targets, oldest, bytes] = await Promise.all([
+    countsByKind(ctx),
     ctx.pool.query<{ target: string | null; state: 'queued' | 'deferred'; n: number }>(
       `SELECT d.targets[1] AS target, CASE WHEN d.lease_owner IS NULL THEN d.state ELSE 'queued' END AS state, count(*)::int AS n
        FROM ${s}.deliveries d JOIN ${s}.messages m ON m.id = d.queue_id
@@ -183,7 +191,7 @@ export async function stats(ctx: PgContext): Promise<SpoolStats> {
   ]);
   const byTarget: SpoolStats['targets'] = {};
   for (const r of targets.rows) (byTarget[r.target ?? ''] ??= { queued: 0, deferred: 0 })[r.state] += r.n;
-  return { states, targets: byTarget, oldestQueuedAt: oldest.rows[0]?.at_ms ?? null, spoolBytes: Number(bytes.rows[0]?.bytes ?? 0) };
+  return { ...counts, targets: byTarget, oldestQueuedAt: oldest.rows[0]?.at_ms ?? null, spoolBytes: Number(bytes.rows[0]?.bytes ?? 0) };
 }
 
 /** Messages not finished, counted in the database (index-only on messages_unfinished). */

@@ -15,6 +15,7 @@ function node(id: string, alive: boolean, targets: Record<string, TargetReport>,
 
 const STATS: SpoolStats = {
   states: { queued: 3, deferred: 2, held: 0, delivered: 7, bounced: 1, deleted: 0 },
+  events: { queued: 1, deferred: 0, held: 0, delivered: 4, bounced: 0, deleted: 0 },
   targets: { hook: { queued: 2, deferred: 1 }, mx: { queued: 1, deferred: 1 } },
   oldestQueuedAt: NOW - 90_000,
   spoolBytes: 4096,
