@@ -127,8 +127,9 @@ async function session(deps: SessionDeps, host: MxHost, ip: string, job: Deliver
     host: ip,
     port: target.port,
     ...(deps.heloName !== undefined ? { name: deps.heloName } : {}),
+    // STARTTLS only when the server offers it (`required` then checks that the session is secure:
+    // a host that does not offer it fails, as Postfix's `encrypt` level does).
     ignoreTLS: target.tls === 'none' || plainRetry,
-    requireTLS: target.tls === 'required',
     // A server that offers STARTTLS and then refuses the command: go on in plain text.
     opportunisticTLS: target.tls === 'opportunistic',
     tls: { rejectUnauthorized: false, ...(servername !== undefined ? { servername } : {}) },
@@ -154,6 +155,10 @@ async function session(deps: SessionDeps, host: MxHost, ip: string, job: Deliver
       if (isTlsFailure(err) && target.tls === 'opportunistic') deps.tlsFailed.set(tlsKey, true, Date.now() + TLS_FAILED_TTL_MS);
       const reply = e.response !== undefined ? smtpReply(e.response) : errorReply('smtp', err, isTimeoutError(err) ? target.timeoutMs : undefined);
       return { kind: 'next', reply: withReply(annotate(reply, host, ip)), contention: reply.code === 421 || isContentionError(err) };
+    }
+    if (target.tls === 'required' && !connection.secure) {
+      const reply: Reply = { kind: 'x-onward', code: null, enhancedStatus: '4.7.10', text: `${host.name} [${ip}] does not offer STARTTLS (tls: required)` };
+      return { kind: 'next', reply: withReply(reply), contention: false };
     }
     try {
       const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) => {
