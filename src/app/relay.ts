@@ -100,6 +100,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       logger: logger.child({ component: 'spool-admin' }),
       targetNames: () => Object.keys(current.targets),
       targetStatus: () => scheduler.targetStatus(),
+      domainStatus: () => scheduler.domainStatus(),
       closeSpool: false,
       onDsn: (action) => metrics.countBounce(action),
     }),
