@@ -3,7 +3,7 @@
 // Postfix (and Haraka) when asked. Everything on 127.0.0.1; every loop bounded in count and
 // time; only processes started here are signalled.
 //
-//   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,http-submit,100k,4k-http,latency]
+//   node bench/run.mjs [--quick] [--reps N] [--rows 4k-conn,4k-reuse,4k-mx,http-submit,100k,4k-http,latency]
 //                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
 //                      [--cpu-prof DIR]   (relay runs under node --cpu-prof; summarise with
 //                                          node bench/profile-summary.mjs DIR/*.cpuprofile)
@@ -25,6 +25,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runHttpLoad } from './lib/http-loadgen.mjs';
+import { startDnsServer } from './lib/dns-server.mjs';
 import { runLoad } from './lib/loadgen.mjs';
 import { dbCounters, perMessage, startBenchPostgres } from './lib/pg-bench.mjs';
 
@@ -41,7 +42,7 @@ if (BACKEND !== 'level' && BACKEND !== 'postgres') throw new Error('--backend mu
 const NODES = Number(opt('nodes', 1));
 if (!(Number.isInteger(NODES) && NODES >= 1 && NODES <= 5)) throw new Error('--nodes must be an integer in 1..5');
 if (NODES > 1 && BACKEND !== 'postgres') throw new Error('--nodes needs --backend postgres (one LevelDB belongs to one process)');
-const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,http-submit,4k-http,latency' : '4k-conn,4k-reuse,http-submit,100k,4k-http,latency').split(',');
+const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,http-submit,4k-http,latency' : '4k-conn,4k-reuse,4k-mx,http-submit,100k,4k-http,latency').split(',');
 const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
 const GROUP_COMMIT = !args.includes('--no-group-commit');
 const CPU_PROF_DIR = opt('cpu-prof', null);
@@ -56,6 +57,8 @@ const ROW_DEFS = {
   '4k-reuse': { label: '4 KiB, connections reused', msgs: 20000, size: 4096, reuse: true, target: 'smtp' },
   // The HTTP front door (SPEC 10) next to the SMTP accept row: same size, same 20 clients, connections kept alive.
   'http-submit': { label: 'HTTP submission accept msg/s (20 concurrent clients, 4 KiB, keep-alive)', msgs: 20000, size: 4096, reuse: true, target: 'smtp', via: 'http' },
+  // mx target: recipients spread over 50 domains, each resolved by a test DNS server (MX → 127.0.0.1 sink).
+  '4k-mx': { label: '4 KiB over 50 domains, mx target (test DNS server)', msgs: 20000, size: 4096, reuse: true, target: 'mx', domains: 50 },
   '100k': { label: '100 KiB', msgs: 2000, size: 102400, reuse: false, target: 'smtp' },
   '4k-http': { label: '4 KiB → HTTP sink (raw), one per connection', msgs: 20000, size: 4096, reuse: false, target: 'http' },
   latency: { label: '4 KiB reused, Node client: accept latency', msgs: 10000, size: 4096, reuse: true, target: 'smtp', latency: true },
@@ -134,11 +137,16 @@ function spoolYaml(dir, variant, k) {
   return `nodeId: bench-${k + 1}\nspool: { backend: postgres, url: "${variant.url}", pool: 10 }`;
 }
 
+/** The bench's DNS server for mx rows (started by measureRow); null otherwise. */
+let benchDns = null;
+
 function relayConfig(dir, target, variant = { backend: 'level' }, k = 0, via = 'smtp') {
   const targetYaml =
     target === 'http'
       ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw, concurrency: 32, timeout: 10s }`
-      : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink}, pool: { maxConnections: 20, maxMessagesPerConnection: 1000 }, concurrency: 20 }`;
+      : target === 'mx'
+        ? `{ type: mx, port: ${PORTS.sink}, resolver: ["${benchDns.address}"], concurrencyPerDomain: 4, concurrency: 100 }`
+        : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink}, pool: { maxConnections: 20, maxMessagesPerConnection: 1000 }, concurrency: 20 }`;
   const file = join(dir, k === 0 ? 'bench.yaml' : `bench-${k + 1}.yaml`);
   writeFileSync(
     file,
@@ -182,7 +190,9 @@ async function startRelay(dir, target, variant, k = 0, via = 'smtp') {
 /** The relay ports of a variant's nodes. */
 const relayPorts = (variant) => Array.from({ length: variant.nodes }, (_, k) => PORTS.relay + k);
 
-async function sourceLoad({ msgs, size, reuse, ports = [PORTS.relay], via = 'smtp' }) {
+async function sourceLoad({ msgs, size, reuse, ports = [PORTS.relay], via = 'smtp', domains = 0 }) {
+  // Many recipient domains (mx rows): the Node generator (smtp-source sends to one address).
+  if (domains > 0) return runLoad({ ports, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000, rcptDomains: domains });
   if (via === 'http') return runHttpLoad({ ports: ports.map((p) => p - PORTS.relay + PORTS.submit), messages: msgs, size, clients: 20, deadlineMs: MAX_REP_SECONDS * 1000 });
   // smtp-source talks to one address: a cluster gets the Node generator, sessions spread over the nodes.
   if (!HAVE_POSTFIX_TOOLS || ports.length > 1) return runLoad({ ports, messages: msgs, size, sessions: 20, reuse, deadlineMs: MAX_REP_SECONDS * 1000 });
@@ -205,6 +215,12 @@ async function measureRow(name, variant = LEVEL) {
   // postgres: a fresh database per row, so no row inherits another's tables and dead tuples.
   if (variant.backend === 'postgres') variant = { ...variant, url: await variant.pg.createDatabase(`bench_${name.replace(/\W/g, '_')}_${variant.nodes}`) };
   const ports = relayPorts(variant);
+  if (def.target === 'mx') {
+    const zone = { 'mx.bench.test': { A: ['127.0.0.1'] } };
+    for (let d = 0; d < def.domains; d++) zone[`d${d}.bench.test`] = { MX: [{ preference: 10, exchange: 'mx.bench.test' }] };
+    benchDns = await startDnsServer(zone);
+  }
+  const sinkKind = def.target === 'mx' ? 'smtp' : def.target;
   const relays = [];
   for (let k = 0; k < variant.nodes; k++) relays.push(await startRelay(dir, def.target, variant, k, def.via));
   const sampleAll = () => {
@@ -214,12 +230,12 @@ async function measureRow(name, variant = LEVEL) {
   const reps = [];
   try {
     // Warm-up (JIT, pools), not measured.
-    let sink = await startSink(def.target);
-    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse, ports, via: def.via });
+    let sink = await startSink(sinkKind);
+    await sourceLoad({ msgs: 500, size: def.size, reuse: def.reuse, ports, via: def.via, domains: def.domains });
     for (let i = 0; i < 600 && sink.count() < 500; i++) await sleep(50);
     await sink.stop();
     for (let rep = 1; rep <= REPS; rep++) {
-      sink = await startSink(def.target);
+      sink = await startSink(sinkKind);
       await sleep(variant.backend === 'postgres' ? 1500 : 1000); // postgres: the warm-up's statistics are flushed
       const dbBefore = variant.backend === 'postgres' ? await dbCounters(variant.pg, variant.url) : null;
       const before = sampleAll();
@@ -236,7 +252,7 @@ async function measureRow(name, variant = LEVEL) {
       const ticker = setInterval(() => progress(`${name} rep ${rep}/${REPS}: ${sink.count()}/${msgs} delivered, ${((performance.now() - t0) / 1000).toFixed(0)} s`), 500);
       const load = def.latency
         ? await runLoad({ ports, messages: msgs, size: def.size, sessions: 20, reuse: def.reuse, deadlineMs: MAX_REP_SECONDS * 1000 })
-        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse, ports, via: def.via });
+        : await sourceLoad({ msgs, size: def.size, reuse: def.reuse, ports, via: def.via, domains: def.domains });
       const t1 = performance.now();
       while (sink.count() < msgs && performance.now() - t0 < MAX_REP_SECONDS * 1000) await sleep(20);
       const t2 = performance.now();
@@ -272,6 +288,8 @@ async function measureRow(name, variant = LEVEL) {
     for (const r of relays) r.kill('SIGTERM');
     await Promise.all(relays.map((r) => new Promise((done) => (r.exitCode !== null || r.signalCode !== null ? done() : r.once('exit', done)))));
     rmSync(dir, { recursive: true, force: true });
+    if (benchDns) await benchDns.close();
+    benchDns = null;
   }
   const med = (k) => {
     const v = reps.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);

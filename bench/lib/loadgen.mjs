@@ -41,8 +41,11 @@ function session(port) {
   });
 }
 
-/** `ports`: several relays (a cluster); session k submits to ports[k % n]. Default: `[port]`. */
-export async function runLoad({ port, ports = [port], messages, size, sessions, reuse, deadlineMs }) {
+/**
+ * `ports`: several relays (a cluster); session k submits to ports[k % n]. Default: `[port]`.
+ * `rcptDomains`: message i goes to rcpt@d<i mod n>.bench.test (mx rows); default rcpt@relay.test.
+ */
+export async function runLoad({ port, ports = [port], messages, size, sessions, reuse, deadlineMs, rcptDomains = 0 }) {
   const latencies = [];
   let next = 0;
   let failed = 0;
@@ -60,7 +63,8 @@ export async function runLoad({ port, ports = [port], messages, size, sessions, 
           if ((await s.cmd('EHLO bench-client\r\n')) !== 250) throw new Error('ehlo');
         }
         if ((await s.cmd('MAIL FROM:<sender@bench.test>\r\n')) !== 250) throw new Error('mail');
-        if ((await s.cmd('RCPT TO:<rcpt@relay.test>\r\n')) !== 250) throw new Error('rcpt');
+        const rcpt = rcptDomains > 0 ? `rcpt@d${i % rcptDomains}.bench.test` : 'rcpt@relay.test';
+        if ((await s.cmd(`RCPT TO:<${rcpt}>\r\n`)) !== 250) throw new Error('rcpt');
         if ((await s.cmd('DATA\r\n')) !== 354) throw new Error('data');
         const t0 = process.hrtime.bigint();
         const code = await s.cmd(template.replace('@@ID@@', `${run}-${i}`));

@@ -88,13 +88,13 @@ export class AcceptPipeline {
 
   constructor(private readonly deps: AcceptPipelineDeps) {
     this.config = deps.config;
-    this.router = createRouter(deps.config.routes);
+    this.router = createRouter(deps.config.routes, deps.config.targets);
     this.networks = new NetworkList(deps.config.relay.allowNetworks);
   }
 
   reconfigure(config: Config): void {
     this.config = config;
-    this.router = createRouter(config.routes);
+    this.router = createRouter(config.routes, config.targets);
     this.networks = new NetworkList(config.relay.allowNetworks);
   }
 

@@ -13,7 +13,7 @@ import { headerEnd, headerFields } from '../message/headers.js';
 import { parseListArgs, type ListArgs } from './list-args.js';
 import { checkId } from './check-id.js';
 import { type CheckReport, type MessageRecord, type MessageState, type Spool } from '../spool/index.js';
-import { listEntry, nodeView, showView, statsView, type ListEntry, type NodeView, type ShowView, type StatsView, type TargetStatus } from './views.js';
+import { domainsView, listEntry, nodeView, showView, statsView, type DomainStatus, type ListEntry, type NodeView, type ShowView, type StatsView, type TargetStatus } from './views.js';
 
 import { runBulk, type BulkRequest, type BulkResult } from './bulk.js';
 import type { SpoolAction } from './spool-actions.js';
@@ -58,6 +58,8 @@ export interface LocalSpoolAdminDeps {
   readonly targetNames: () => readonly string[];
   /** Live target state when the relay runs; null for a stopped spool. */
   readonly targetStatus: (() => readonly TargetStatus[]) | null;
+  /** mx targets' per-domain live state (the running relay only). */
+  readonly domainStatus?: () => readonly DomainStatus[];
   /** Close the spool with the admin (the CLI's own spool), not when the relay owns it. */
   readonly closeSpool: boolean;
   /** Told of every DSN an operator bounce queues (metrics). */
@@ -79,7 +81,9 @@ export class LocalSpoolAdmin implements SpoolAdmin {
 
   async stats(): Promise<StatsView> {
     const [stats, nodes] = await Promise.all([this.spool.stats(), this.spool.nodes()]);
-    return statsView(stats, this.deps.targetNames(), this.targetStatus?.() ?? null, Date.now(), nodes);
+    const view = statsView(stats, this.deps.targetNames(), this.targetStatus?.() ?? null, Date.now(), nodes);
+    const domains = this.deps.domainStatus?.() ?? [];
+    return domains.length > 0 ? { ...view, domains: domainsView(domains) } : view;
   }
 
   async nodes(): Promise<NodeView[] | null> {

@@ -8,7 +8,8 @@ export interface ListEntry {
   id: string;
   state: MessageState;
   sender: string;
-  recipients: { address: string; state: string; target: string; lastError: string | null }[];
+  /** `domain`: the recipient domain of an mx delivery (SPEC 13); absent otherwise. */
+  recipients: { address: string; state: string; target: string; domain?: string; lastError: string | null }[];
   size: number;
   receivedAt: string;
   nextAttemptAt: string | null;
@@ -26,6 +27,8 @@ export interface ShowView extends ListEntry {
     id: string;
     target: string;
     targets: readonly string[];
+    /** mx deliveries: the recipients' domain. */
+    domain?: string;
     recipients: { address: string; state: string; lastError: string | null }[];
     state: string;
     attemptCount: number;
@@ -52,6 +55,26 @@ export interface StatsView {
   source: 'relay' | 'spool';
   /** A shared spool only: how many nodes are alive (target state is then the cluster's). */
   nodes?: number;
+  /**
+   * mx targets of the running relay: the live state of the busiest domains (at most 100 per
+   * target, by attempts in flight): `{ internet: { "example.com": { up, concurrency, inFlight } } }`.
+   */
+  domains?: Record<string, Record<string, { up: boolean; concurrency: number; inFlight: number }>>;
+}
+
+export interface DomainStatus {
+  readonly target: string;
+  readonly domain: string;
+  readonly up: boolean;
+  readonly concurrency: number;
+  readonly inFlight: number;
+}
+
+/** The `domains` part of the stats view. */
+export function domainsView(status: readonly DomainStatus[]): NonNullable<StatsView['domains']> {
+  const out: NonNullable<StatsView['domains']> = {};
+  for (const d of status) (out[d.target] ??= {})[d.domain] = { up: d.up, concurrency: d.concurrency, inFlight: d.inFlight };
+  return out;
 }
 
 /** One node of a shared spool as `spool nodes --json` prints it (SPEC 9). */
@@ -77,7 +100,7 @@ export function listEntry(message: MessageRecord, deliveries: readonly DeliveryR
     state: message.state,
     sender: message.sender,
     recipients: deliveries.flatMap((d) =>
-      d.recipients.map((r) => ({ address: r.address, state: r.state, target: d.targets[0] ?? '', lastError: r.lastError })),
+      d.recipients.map((r) => ({ address: r.address, state: r.state, target: d.targets[0] ?? '', ...(d.domain ? { domain: d.domain } : {}), lastError: r.lastError })),
     ),
     size: message.size,
     receivedAt: new Date(message.receivedAt).toISOString(),
@@ -98,6 +121,7 @@ export function showView(message: MessageRecord, deliveries: readonly DeliveryRe
       id: d.id,
       target: d.targets[0] ?? '',
       targets: d.targets,
+      ...(d.domain ? { domain: d.domain } : {}),
       recipients: d.recipients.map((r) => ({ address: r.address, state: r.state, lastError: r.lastError })),
       state: d.state,
       attemptCount: d.attemptCount,

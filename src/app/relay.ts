@@ -63,7 +63,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
     logger: logger.child({ component: 'spool' }),
   });
   const capacity = spoolCapacity(config, spool);
-  const router = createRouter(config.routes);
+  const router = createRouter(config.routes, config.targets);
   // One accept pipeline behind every front door.
   const pipeline = new AcceptPipeline({ config, spool, capacity });
   const ingress = new SmtpIngress({ config, spool, capacity, logger, pipeline });
@@ -100,6 +100,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       logger: logger.child({ component: 'spool-admin' }),
       targetNames: () => Object.keys(current.targets),
       targetStatus: () => scheduler.targetStatus(),
+      domainStatus: () => scheduler.domainStatus(),
       closeSpool: false,
       onDsn: (action) => metrics.countBounce(action),
     }),
@@ -153,7 +154,7 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       ingress.reconfigure(next);
       submission?.reconfigure(next);
       scheduler.reconfigure(next);
-      reporter.reconfigure(next, createRouter(next.routes));
+      reporter.reconfigure(next, createRouter(next.routes, next.targets));
       events.reconfigure(next);
       current = next;
       return needsRestart;

@@ -170,8 +170,10 @@ function deliveryStatus(input: DsnInput, host: string): string {
       field('Final-Recipient', addressField(r.address)),
       field('Action', r.action),
       field('Status', r.status),
-      field('Diagnostic-Code', diagnosticCode(r)),
     ];
+    // The host that answered, when the delivery went to a mail exchanger (mx targets).
+    if (r.reply?.remoteMta !== undefined) lines.push(field('Remote-MTA', `dns; ${oneLine(r.reply.remoteMta)}`));
+    lines.push(field('Diagnostic-Code', diagnosticCode(r)));
     if (r.lastAttemptAt) lines.push(field('Last-Attempt-Date', rfc5322Date(r.lastAttemptAt)));
     if (r.action === 'delayed' && r.willRetryUntil) {
       lines.push(field('Will-Retry-Until', rfc5322Date(r.willRetryUntil)));

@@ -9,7 +9,7 @@ import type { AttemptOutcome, FailureReport, FailureReporter, RecipientOutcome }
 import type { Logger } from '../log.js';
 import { headerEnd, readHeaders } from '../message/headers.js';
 import type { RouteGroup } from '../routing/index.js';
-import { newQueueId, type ClaimedDelivery, type NewMessage } from '../spool/index.js';
+import { newQueueId, recipientDomain, type ClaimedDelivery, type NewMessage } from '../spool/index.js';
 import { buildDsn, dsnStatusFor, type DsnRecipient } from './dsn.js';
 
 export interface BounceReporterDeps {
@@ -72,7 +72,10 @@ export class BounceReporter implements FailureReporter {
     now: number,
   ): Promise<NewMessage | null> {
     const { config } = this.deps;
-    const deliveries = config.bounces.via !== null ? [{ targets: [config.bounces.via], recipients: [sender] }] : this.deps.route([sender]);
+    const via = config.bounces.via;
+    // `via` may name an mx target: the DSN is then a delivery to the sender's domain.
+    const viaDomain = via !== null && config.targets[via]?.type === 'mx' ? { domain: recipientDomain(sender) } : {};
+    const deliveries = via !== null ? [{ targets: [via], ...viaDomain, recipients: [sender] }] : this.deps.route([sender]);
     if (deliveries.length === 0) {
       this.log.error({ queueId, to: sender }, 'no route for the DSN to the sender; failure recorded without a DSN');
       return null;

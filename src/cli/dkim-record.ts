@@ -37,7 +37,7 @@ export const dkimRecordCommand: CommandModule<GlobalArgs, DkimRecordArgs> = {
 export function dkimRecords(config: Config): PublishedRecord[] {
   const byRecord = new Map<string, PublishedRecord>();
   for (const target of Object.values(config.targets)) {
-    if (target.type !== 'smtp') continue;
+    if (target.type !== 'smtp' && target.type !== 'mx') continue;
     for (const key of target.dkim) {
       const record = dkimRecord(key);
       const id = `${record.name} ${record.value}`;

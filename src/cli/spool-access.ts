@@ -30,7 +30,7 @@ export async function openSpoolAdmin(config: Config): Promise<{ admin: SpoolAdmi
       const spool = await openSpool(config, { role: 'cli' });
       // Offline actions are logged to stderr, like the relay's own log lines.
       const logger = createLogger('info', process.stderr).child({ component: 'spool-admin' });
-      const reporter = new BounceReporter({ config, route: createRouter(config.routes), logger });
+      const reporter = new BounceReporter({ config, route: createRouter(config.routes, config.targets), logger });
       const events = new EventBuilder(config); // an offline operator bounce reports `failed` events too
       const admin = new LocalSpoolAdmin({ spool, reporter, events, logger, targetNames: () => Object.keys(config.targets), targetStatus: null, closeSpool: true });
       return { admin, online: false };

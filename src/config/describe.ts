@@ -63,6 +63,11 @@ function describeTarget(target: TargetConfig): string {
     }
     case 'file':
       return `file  ${target.path}  ${limits}`;
+    case 'mx': {
+      const extras: string[] = [`tls ${target.tls}`, `resolver ${target.resolver.length > 0 ? target.resolver.join(', ') : 'system'}`];
+      if (target.dkim.length > 0) extras.push(`dkim ${target.dkim.map((k) => `${k.selector}._domainkey.${k.domain} (${k.algorithm})`).join(', ')}`);
+      return `mx  port ${target.port}  ${limits}, ${target.concurrencyPerDomain} per domain  (${extras.join('; ')})`;
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { BOOL_FORM, DURATION_FORM, SIZE_FORM, inputForms, intForm } from './inpu
 import type { Config, DkimKeyConfig, TargetConfig } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
-const DEFAULT_CONCURRENCY = { http: 16, file: 4 } as const;
+const DEFAULT_CONCURRENCY = { http: 16, file: 4, mx: 100, mxPerDomain: 4 } as const;
 
 /** `10.0.0.0/8`, `::1/128`; a bare address means a single host. Returns null when invalid. */
 export function normalizeCidr(text: string): string | null {
@@ -179,7 +179,24 @@ const smtpTarget = z.strictObject({
 
 const fileTarget = z.strictObject({ type: z.literal('file'), path: text, ...targetCommon });
 
-const target = z.discriminatedUnion('type', [httpTarget, smtpTarget, fileTarget]);
+/** `host` or `host:port` of a DNS server (IPv6 as `[::1]:53`), as node's Resolver.setServers takes it. */
+const resolverAddress = z
+  .string()
+  .trim()
+  .regex(/^(?:\[[0-9A-Fa-f:.]+\](?::\d{1,5})?|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]+|[0-9.]+(?::\d{1,5})?)$/, 'expected a DNS server address like 127.0.0.1, 127.0.0.1:5353 or [::1]:53');
+
+const mxTarget = z.strictObject({
+  type: z.literal('mx'),
+  port: port.default(25),
+  tls: z.enum(['opportunistic', 'required', 'none']).default('opportunistic'),
+  resolver: z.array(resolverAddress).default([]),
+  concurrencyPerDomain: int(1).default(DEFAULT_CONCURRENCY.mxPerDomain),
+  timeout: positiveDuration.prefault('60s'),
+  dkim: dkimKeys.default([]),
+  ...targetCommon,
+});
+
+const target = z.discriminatedUnion('type', [httpTarget, smtpTarget, fileTarget, mxTarget]);
 
 function toTarget(name: string, t: z.output<typeof target>): TargetConfig {
   const circuitConfig = { failures: t.circuit.failures, probeMs: t.circuit.probe };
@@ -218,6 +235,19 @@ function toTarget(name: string, t: z.output<typeof target>): TargetConfig {
         type: 'file',
         path: t.path,
         concurrency: t.concurrency ?? DEFAULT_CONCURRENCY.file,
+        circuit: circuitConfig,
+      };
+    case 'mx':
+      return {
+        name,
+        type: 'mx',
+        port: t.port,
+        tls: t.tls,
+        resolver: t.resolver,
+        concurrencyPerDomain: t.concurrencyPerDomain,
+        timeoutMs: t.timeout,
+        dkim: t.dkim,
+        concurrency: t.concurrency ?? DEFAULT_CONCURRENCY.mx,
         circuit: circuitConfig,
       };
   }

@@ -150,7 +150,26 @@ export interface FileTargetConfig extends TargetBase {
   readonly path: string;
 }
 
-export type TargetConfig = HttpTargetConfig | SmtpTargetConfig | FileTargetConfig;
+/** STARTTLS policy of an mx target (SPEC 13). */
+export type MxTlsMode = 'opportunistic' | 'required' | 'none';
+
+/**
+ * Direct delivery (SPEC 13): each recipient domain's mail exchangers, one delivery (and lane)
+ * per domain. `concurrency` is the target's overall bound; each domain has its own adaptive
+ * window (up to `concurrencyPerDomain`) and circuit.
+ */
+export interface MxTargetConfig extends TargetBase {
+  readonly type: 'mx';
+  readonly port: number;
+  readonly tls: MxTlsMode;
+  /** DNS servers as `host` or `host:port`; empty: the system resolvers. */
+  readonly resolver: readonly string[];
+  readonly concurrencyPerDomain: number;
+  readonly timeoutMs: number;
+  readonly dkim: readonly DkimKeyConfig[];
+}
+
+export type TargetConfig = HttpTargetConfig | SmtpTargetConfig | FileTargetConfig | MxTargetConfig;
 
 export interface RouteConfig {
   /** Glob on the recipient address (`*` matches everything), case-insensitive. */

@@ -16,6 +16,11 @@ export interface LiveTarget {
   readonly transport: Transport;
 }
 
+/** The live targets of one delivery by name (an mx target's is the state of the delivery's domain). */
+export interface TargetLookup {
+  get(name: string): LiveTarget | undefined;
+}
+
 export interface RecipientOutcome {
   readonly address: string;
   readonly state: RecipientState;
@@ -39,7 +44,7 @@ export interface AttemptOutcome {
 
 export async function runAttempt(
   claimed: ClaimedDelivery,
-  targets: ReadonlyMap<string, LiveTarget>,
+  targets: TargetLookup,
   retry: RetryConfig,
   now: () => number,
   /** The target whose slot the scheduler already took for this delivery, if any. */
@@ -87,6 +92,7 @@ export async function runAttempt(
         envelope: { from: message.sender, to: remaining },
         body,
         receivedAt: new Date(message.receivedAt),
+        domain: delivery.domain ?? null,
         // A delivery event: its body is the event JSON, POSTed as is with its id as Idempotency-Key.
         event: message.eventOf !== null && message.messageId !== null ? { id: message.messageId } : null,
       });
@@ -178,6 +184,8 @@ const ATTEMPT_MARGIN_MS = 1000;
  * message on a slow link may take longer than its target's timeout and still be fine.
  */
 const MIN_BYTES_PER_MS = 64; // 64 kB/s
+/** An mx attempt starts no new session after this many of its target's timeouts (mx/transport.ts). */
+export const MX_WALK_TIMEOUTS = 3;
 
 /**
  * How long one transport call may take before it is ended as ERROR: twice the target's
@@ -186,7 +194,9 @@ const MIN_BYTES_PER_MS = 64; // 64 kB/s
  */
 export function attemptBoundMs(target: TargetConfig, bytes: number): number {
   const timeoutMs = target.type === 'file' ? DEFAULT_TARGET_TIMEOUT_MS : target.timeoutMs;
-  return 2 * timeoutMs + ATTEMPT_MARGIN_MS + Math.ceil(bytes / MIN_BYTES_PER_MS);
+  // An mx attempt may walk several exchangers (it starts no new one after MX_WALK_TIMEOUTS timeouts).
+  const phases = target.type === 'mx' ? 2 + MX_WALK_TIMEOUTS : 2;
+  return phases * timeoutMs + ATTEMPT_MARGIN_MS + Math.ceil(bytes / MIN_BYTES_PER_MS);
 }
 
 /**

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { laneOf, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
-import { brokenAttempt, leaseBoundMs, runAttempt, type AttemptOutcome, type LiveTarget } from './attempt.js';
+import { laneOf, parseLane, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
+import { brokenAttempt, leaseBoundMs, runAttempt, type AttemptOutcome, type LiveTarget, type TargetLookup } from './attempt.js';
+import { DomainStates, OverallState } from './domain-state.js';
 import { OutcomeRecorder, type EventReporter, type FailureReporter } from './record.js';
 import { TargetState } from './target-state.js';
 import { createTransport, type TransportFactory } from './transports.js';
@@ -37,6 +38,12 @@ const DOWN_SWEEP_BATCH = 64;
 interface Lane {
   readonly name: string;
   readonly targets: readonly string[];
+  /** The recipients' domain of an mx lane (`internet@example.com`); null otherwise. */
+  readonly domain: string | null;
+  /** Deliveries of this lane in flight (a domain lane is dropped when idle). */
+  active: number;
+  /** The last scan found nothing due now or later. */
+  drained: boolean;
   pumping: boolean;
   again: boolean;
   /**
@@ -59,6 +66,10 @@ interface Lane {
 export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly targets = new Map<string, LiveTarget>();
   private readonly lanes = new Map<string, Lane>();
+  /** Per-domain state of mx targets (created on demand, LRU-bounded). */
+  private readonly domains = new DomainStates((state, target) => this.pumpDomain(target, state.domain));
+  /** Domain lanes by `target@domain`, for each mx target in their list: a freed domain slot pumps only them. */
+  private readonly domainLanes = new Map<string, Set<Lane>>();
   private readonly inFlight = new Set<Promise<void>>();
   /** Deliveries this scheduler holds leased, with the time by which each should be over (leaseBoundMs). */
   private readonly held = new Map<string, number>();
@@ -80,8 +91,17 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
 
   private liveTarget(target: TargetConfig, state?: TargetState): LiveTarget {
     const create = this.deps.transports ?? createTransport;
-    const live = { state: state ?? new TargetState(target), transport: create(target, { heloName: this.config.hostname }) };
-    live.state.onSlotFreed = () => this.pumpUsing(target.name);
+    const made = state ?? (target.type === 'mx' ? new OverallState(target) : new TargetState(target));
+    const live = { state: made, transport: create(target, { heloName: this.config.hostname }) };
+    live.state.onSlotFreed =
+      target.type === 'mx'
+        ? () => {
+            // Domain slots wake their own lanes; the overall bound only matters when it held some back.
+            if (!made.starved) return;
+            made.starved = false;
+            this.pumpUsing(target.name);
+          }
+        : () => this.pumpUsing(target.name);
     return live;
   }
 
@@ -98,7 +118,15 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
         this.targets.delete(name);
         void live.transport.close();
       } else if (JSON.stringify(next) !== JSON.stringify(previous.targets[name])) {
+        if (next.type !== live.state.config.type) {
+          // Another kind of target under the same name: start its live state afresh.
+          this.domains.forget(name);
+          this.targets.set(name, this.liveTarget(next));
+          void live.transport.close();
+          continue;
+        }
         live.state.reconfigure(next);
+        for (const d of this.domains.of(name)) d.reconfigure(next);
         this.targets.set(name, this.liveTarget(next, live.state));
         void live.transport.close();
       }
@@ -160,13 +188,71 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     }));
   }
 
+  /**
+   * Per-domain live state of mx targets: `up` and `concurrency` of the busiest domains (by
+   * attempts in flight), at most `limit` per target.
+   */
+  domainStatus(limit = 100): { target: string; domain: string; up: boolean; concurrency: number; inFlight: number }[] {
+    const out: { target: string; domain: string; up: boolean; concurrency: number; inFlight: number }[] = [];
+    for (const [name, t] of this.targets) {
+      if (t.state.config.type !== 'mx') continue;
+      const states = [...this.domains.of(name)].sort((a, b) => b.inFlight - a.inFlight).slice(0, limit);
+      for (const d of states) out.push({ target: name, domain: d.domain, up: d.up, concurrency: d.limit, inFlight: d.inFlight });
+    }
+    return out;
+  }
+
+  /** The live target `name` as seen by a delivery to `domain`: an mx target's domain state, else the target's. */
+  private live(name: string, domain: string | null): LiveTarget | undefined {
+    const t = this.targets.get(name);
+    if (t === undefined || domain === null || t.state.config.type !== 'mx') return t;
+    return { state: this.domains.get(t.state.config, t.state, domain), transport: t.transport };
+  }
+
+  private lookup(domain: string | null): TargetLookup {
+    return { get: (name) => this.live(name, domain) };
+  }
+
   private lane(name: string): Lane {
     let lane = this.lanes.get(name);
     if (!lane) {
-      lane = { name, targets: name.split('+'), pumping: false, again: false, needsScan: true, timer: null, timerAt: Infinity };
+      const { targets, domain } = parseLane(name);
+      lane = { name, targets, domain, active: 0, drained: false, pumping: false, again: false, needsScan: true, timer: null, timerAt: Infinity };
       this.lanes.set(name, lane);
+      if (domain !== null) for (const t of targets) this.domainLaneSet(t, domain).add(lane);
     }
     return lane;
+  }
+
+  private domainLaneSet(target: string, domain: string): Set<Lane> {
+    const key = `${target}@${domain}`;
+    let set = this.domainLanes.get(key);
+    if (!set) {
+      set = new Set();
+      this.domainLanes.set(key, set);
+    }
+    return set;
+  }
+
+  /**
+   * A domain lane with nothing in flight, nothing due and no timer is dropped: lanes (and
+   * their state) exist only for domains with queued work. A wake-up makes it again.
+   */
+  private dropIfIdle(lane: Lane): void {
+    if (lane.domain === null || !lane.drained || lane.active > 0 || lane.timer !== null || lane.pumping || lane.needsScan) return;
+    if (this.lanes.get(lane.name) !== lane) return;
+    this.lanes.delete(lane.name);
+    for (const t of lane.targets) {
+      const key = `${t}@${lane.domain}`;
+      const set = this.domainLanes.get(key);
+      set?.delete(lane);
+      if (set?.size === 0) this.domainLanes.delete(key);
+    }
+  }
+
+  /** A slot of one domain of an mx target came free: pump that domain's lanes. */
+  private pumpDomain(target: string, domain: string): void {
+    for (const lane of this.domainLanes.get(`${target}@${domain}`) ?? []) if (lane.needsScan) this.pump(lane);
   }
 
   private wake(name: string): void {
@@ -185,12 +271,12 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     const lane = this.lane(name);
     if (this.stopping) return null;
     const { target, count } = this.reserve(lane, this.now(), 1);
-    const slots = target === null ? undefined : this.targets.get(target)?.state;
+    const slots = target === null ? undefined : this.live(target, lane.domain)?.state;
     if (!slots || count === 0) return null;
     return {
       start: (claimed) => {
         if (!this.stopping) {
-          this.track(this.deliver(lane, claimed, target));
+          this.track(this.deliver(this.lane(name), claimed, target));
           return;
         }
         slots.release(1); // stop() began during the accept: leave it due for the next start
@@ -210,7 +296,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
    */
   private reserve(lane: Lane, now: number, want?: number): { target: string | null; count: number } {
     for (const name of lane.targets) {
-      const live = this.targets.get(name);
+      const live = this.live(name, lane.domain);
       if (!live) return { target: null, count: 1 }; // unknown target: let the attempt record the error
       const taken = live.state.take(now, want ?? live.state.limit);
       if (taken > 0 || live.state.up) return { target: name, count: taken };
@@ -234,7 +320,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
         if (lane.again) {
           lane.again = false;
           this.pump(lane);
-        }
+        } else this.dropIfIdle(lane);
       });
   }
 
@@ -247,7 +333,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       if (probeAt !== null) this.arm(lane, probeAt);
       return;
     }
-    const slots = target === null ? null : this.targets.get(target)?.state;
+    const slots = target === null ? null : this.live(target, lane.domain)?.state;
     let claimed: ClaimedDelivery[] = [];
     lane.needsScan = false; // a wake-up from here on asks for another scan
     try {
@@ -275,10 +361,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       throw err;
     });
     if (nextDue !== null) this.arm(lane, nextDue);
+    else lane.drained = claimed.length === 0;
   }
 
   private nextProbe(lane: Lane): number | null {
-    const probes = lane.targets.map((t) => this.targets.get(t)?.state.nextProbeAt ?? null).filter((t): t is number => t !== null);
+    const probes = lane.targets.map((t) => this.live(t, lane.domain)?.state.nextProbeAt ?? null).filter((t): t is number => t !== null);
     return probes.length > 0 ? Math.min(...probes) : null;
   }
 
@@ -309,8 +396,10 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     const { delivery } = claimed;
     const targets = delivery.targets.map((t) => this.targets.get(t)?.state.config);
     this.held.set(delivery.id, this.now() + leaseBoundMs(targets, claimed.body.length));
+    lane.active += 1;
+    lane.drained = false;
     try {
-      const outcome = await runAttempt(claimed, this.targets, this.config.retry, this.now, reserved).catch((err: unknown) => {
+      const outcome = await runAttempt(claimed, this.lookup(delivery.domain ?? null), this.config.retry, this.now, reserved).catch((err: unknown) => {
         this.log.error({ err, deliveryId: delivery.id }, 'delivery attempt failed unexpectedly; recorded as ERROR');
         return brokenAttempt(claimed, this.config.retry, this.now(), err);
       });
@@ -326,6 +415,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
       const recorded = await this.recorder.record(claimed, outcome, (at) => this.arm(lane, at));
       if (recorded) this.announce(claimed, outcome, recorded.after, recorded.dsn);
     } finally {
+      lane.active -= 1;
       this.held.delete(delivery.id);
       // The freed slot already went to lanes with due work (pumpUsing); this catches a
       // wake-up that came while this lane's pump was busy.
@@ -338,8 +428,13 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     const { delivery } = claimed;
     try {
       for (const a of outcome.attempts) {
-        const state = this.targets.get(a.target)?.state;
-        if (state && a.outcome !== 'ok') state.lastError = { at: a.at + a.durationMs, text: a.reply };
+        if (a.outcome !== 'ok') {
+          const lastError = { at: a.at + a.durationMs, text: a.reply };
+          const target = this.targets.get(a.target)?.state;
+          if (target) target.lastError = lastError;
+          const domainState = this.live(a.target, delivery.domain ?? null)?.state;
+          if (domainState && domainState !== target) domainState.lastError = lastError;
+        }
         this.emit('attempt', { target: a.target, outcome: a.outcome, durationMs: a.durationMs, deliveryId: delivery.id });
         this.log.info(
           {

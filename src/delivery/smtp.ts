@@ -23,7 +23,7 @@ export interface SmtpTransportOptions {
 }
 
 /** Commands whose reply speaks about this message; a 5xx anywhere else (greeting, STARTTLS, AUTH) is our or their setup, not the message. */
-const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
+export const MESSAGE_COMMANDS = new Set(['MAIL FROM', 'RCPT TO', 'DATA']);
 
 /**
  * Relays each delivery through a nodemailer connection pool with `MAIL FROM:<from>` (`<>` for
@@ -118,7 +118,7 @@ function isContention(err: unknown): boolean {
   return code === undefined ? isContentionError(err) : code === 421;
 }
 
-function resultsForError(job: DeliveryJob, target: SmtpTargetConfig, err: unknown): RecipientResult[] {
+export function resultsForError(job: DeliveryJob, target: { readonly timeoutMs: number }, err: unknown): RecipientResult[] {
   const e = asSmtpError(err);
   const rejected = rejectedReplies(job, e.rejectedErrors);
   let outcome: RecipientResult['outcome'] = 'error';
@@ -136,7 +136,7 @@ function resultsForError(job: DeliveryJob, target: SmtpTargetConfig, err: unknow
  * Per-recipient results from nodemailer's `rejectedErrors` (one error per refused RCPT TO,
  * carrying the recipient as nodemailer normalised it), keyed by the job's own address.
  */
-function rejectedReplies(job: DeliveryJob, errors: readonly unknown[] | undefined): Map<string, RecipientResult> {
+export function rejectedReplies(job: DeliveryJob, errors: readonly unknown[] | undefined): Map<string, RecipientResult> {
   const results = new Map<string, RecipientResult>();
   if (errors === undefined || errors.length === 0) return results;
   const original = new Map(job.envelope.to.map((address) => [normaliseAddress(address), address]));
@@ -159,7 +159,7 @@ function normaliseAddress(address: string): string {
   return `${address.slice(0, at).trim()}@${domainToASCII(domain) || domain}`;
 }
 
-interface SmtpErrorShape {
+export interface SmtpErrorShape {
   readonly command: string | undefined;
   readonly response: string | undefined;
   readonly responseCode: number | undefined;
@@ -168,7 +168,7 @@ interface SmtpErrorShape {
 }
 
 /** nodemailer decorates plain Errors with these fields; read them without trusting their presence. */
-function asSmtpError(err: unknown): SmtpErrorShape {
+export function asSmtpError(err: unknown): SmtpErrorShape {
   const o: Record<string, unknown> = typeof err === 'object' && err !== null ? (err as Record<string, unknown>) : {};
   const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   return {

@@ -11,6 +11,8 @@ export class TargetState {
   inFlight = 0;
   /** The reply of the last attempt that ended ERROR or FAIL here (the dashboard shows it). */
   lastError: { at: number; text: string } | null = null;
+  /** mx targets: a domain wanted a slot that this (overall) bound did not have (see DomainState). */
+  starved = false;
   private consecutiveErrors = 0;
   private downUntil: number | null = null;
   private probing = false;

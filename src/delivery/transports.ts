@@ -4,6 +4,7 @@
 import type { TargetConfig } from '../config/types.js';
 import { createFileTransport } from './file.js';
 import { createHttpTransport } from './http.js';
+import { createMxTransport } from './mx/transport.js';
 import { createSmtpTransport, type SmtpTransportOptions } from './smtp.js';
 import type { Transport } from './types.js';
 
@@ -12,7 +13,7 @@ export type TransportOptions = SmtpTransportOptions;
 /** Makes a target's transport: in this thread (createTransport) or on the delivery thread. */
 export type TransportFactory = (target: TargetConfig, options: TransportOptions) => Transport;
 
-/** The transport for a target; `options` only matter for SMTP targets. */
+/** The transport for a target; `options` only matter for SMTP and mx targets. */
 export function createTransport(target: TargetConfig, options: TransportOptions = {}): Transport {
   switch (target.type) {
     case 'http':
@@ -21,5 +22,7 @@ export function createTransport(target: TargetConfig, options: TransportOptions 
       return createSmtpTransport(target, options);
     case 'file':
       return createFileTransport(target);
+    case 'mx':
+      return createMxTransport(target, options);
   }
 }

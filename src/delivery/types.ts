@@ -18,6 +18,8 @@ export interface Reply {
   readonly enhancedStatus: string | null;
   /** One line for people and logs: the SMTP reply line, `HTTP 503 Service Unavailable`, or the error. */
   readonly text: string;
+  /** mx targets: the mail exchanger that gave this reply (`mx1.example.com [192.0.2.1]`); DSNs name it as Remote-MTA. */
+  readonly remoteMta?: string;
 }
 
 export interface RecipientResult {
@@ -37,6 +39,8 @@ export interface DeliveryJob {
   /** The stored RFC 5322 bytes, sent unchanged. */
   readonly body: Buffer;
   readonly receivedAt: Date;
+  /** mx targets: the recipients' domain (every recipient of an mx delivery shares it). */
+  readonly domain?: string | null;
   /**
    * Set when the message is a delivery event (SPEC 11): the body is the event JSON, sent as
    * is (`application/json`, never parsed as mail) with `id` as the Idempotency-Key.

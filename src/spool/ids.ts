@@ -45,10 +45,28 @@ export function queueIdOfDelivery(id: string): string | null {
 }
 
 /**
- * A lane is a delivery's failover list (`primary+backup`): deliveries that share it are
- * scheduled together, so a busy or down target never blocks another lane's due work.
- * Target names cannot contain `+` or `!` (config schema).
+ * A lane is a delivery's failover list (`primary+backup`), and for deliveries to an `mx`
+ * target the recipient domain too (`internet@example.com`): deliveries that share it are
+ * scheduled together, so a busy or down target — or one dead domain — never blocks another
+ * lane's due work. Target names cannot contain `+`, `@` or `!` (config schema); a `!` or `%`
+ * in a domain (possible only in an address literal) is %-escaped, since `!` separates the
+ * parts of a due-index key.
  */
-export function laneOf(targets: readonly string[]): string {
-  return targets.join('+');
+export function laneOf(targets: readonly string[], domain?: string | null): string {
+  const list = targets.join('+');
+  return domain === undefined || domain === null ? list : `${list}@${domain.replace(/[!%]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)}`;
+}
+
+/** The parts of a lane name: its failover list and its domain (null: not split by domain). */
+export function parseLane(lane: string): { targets: string[]; domain: string | null } {
+  const at = lane.indexOf('@');
+  const list = at < 0 ? lane : lane.slice(0, at);
+  const domain = at < 0 ? null : lane.slice(at + 1).replace(/%(21|25)/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return { targets: list.split('+'), domain };
+}
+
+/** A recipient's domain as an mx delivery groups it: lower case, no trailing dot. */
+export function recipientDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  return (at < 0 ? '' : address.slice(at + 1)).trim().replace(/\.$/, '').toLowerCase();
 }

@@ -12,6 +12,7 @@ export function newRecords(msg: NewMessage, now: number): { message: MessageReco
       id: makeDeliveryId(msg.queueId, index),
       queueId: msg.queueId,
       targets: group.targets,
+      domain: group.domain ?? null,
       recipients: group.recipients.map((address) => ({ address, state: 'queued', lastError: null, lastReply: null, reported: false })),
       state: 'queued',
       attempts: [],

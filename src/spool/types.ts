@@ -52,6 +52,12 @@ export interface DeliveryRecord {
   readonly queueId: string;
   /** Failover list: the first is the primary, later ones are tried on ERROR. */
   readonly targets: readonly string[];
+  /**
+   * The recipients' domain (lower case) when the list has an `mx` target (SPEC 13): one
+   * delivery, and one due-index lane, per domain. Null (or absent, in records written
+   * before mx targets) otherwise.
+   */
+  readonly domain?: string | null;
   readonly recipients: readonly RecipientRecord[];
   readonly state: DeliveryState;
   readonly attempts: readonly AttemptRecord[];
@@ -95,7 +101,7 @@ export interface NewMessage {
   readonly body: Buffer;
   readonly client: ClientInfo;
   /** Recipients grouped by route: one delivery each. */
-  readonly deliveries: readonly { readonly targets: readonly string[]; readonly recipients: readonly string[] }[];
+  readonly deliveries: readonly { readonly targets: readonly string[]; readonly domain?: string | null; readonly recipients: readonly string[] }[];
   readonly dedupKey: string | null;
   readonly bounceOf: string | null;
   /** A delivery event: the queue id it reports on (absent: null, an ordinary message). */

@@ -13,6 +13,7 @@ import { attemptContract } from './attempts.contract.js';
 import { eventsContract } from './events.contract.js';
 import type { OpenSpool, SpoolHarness, SpoolHarnessFactory } from './harness.js';
 import { lifecycleContract } from './lifecycle.contract.js';
+import { laneContract } from './lanes.contract.js';
 import { queryContract } from './queries.contract.js';
 
 export type { ContractSpoolOptions, SpoolHarness, SpoolHarnessFactory } from './harness.js';
@@ -37,5 +38,6 @@ export function describeSpoolContract(backend: string, harness: SpoolHarnessFact
     describe('listing and counts', () => queryContract(open));
     describe('restart and housekeeping', () => lifecycleContract(open));
     describe('delivery events', () => eventsContract(open));
+    describe('per-domain lanes (mx)', () => laneContract(open));
   });
 }

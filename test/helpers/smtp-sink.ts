@@ -52,10 +52,14 @@ export interface SmtpSinkOptions {
   readonly auth?: { readonly user: string; readonly pass: string };
   /** Announce SIZE with this limit (bytes). */
   readonly size?: number;
+  /** Address to listen on (default 127.0.0.1; 127.0.0.2, 127.0.0.3, … are loopback too on Linux). */
+  readonly host?: string;
+  /** Port to listen on (default 0: any free one). */
+  readonly port?: number;
 }
 
 export interface SmtpSink {
-  readonly host: '127.0.0.1';
+  readonly host: string;
   readonly port: number;
   /** Accepted messages in arrival order. */
   readonly messages: SmtpSinkMessage[];
@@ -156,7 +160,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   server.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
       server.server.off('error', reject);
       resolve();
     });
@@ -170,7 +174,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   };
 
   return {
-    host: '127.0.0.1',
+    host: options.host ?? '127.0.0.1',
     port,
     messages,
     get sessions() {

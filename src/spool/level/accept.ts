@@ -16,7 +16,7 @@ export async function accept(ctx: LevelContext, msg: NewMessage): Promise<Accept
       if (hit && hit.expiresAt > now) return { status: 'duplicate', queueId: hit.queueId };
     }
     const dispatcher = ctx.dispatcher();
-    const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets)) ?? null);
+    const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets, d.domain)) ?? null);
     const txn = transaction(ctx);
     const { message, deliveries } = stageMessage(ctx, msg, now, txn, slots);
     try {
@@ -30,7 +30,7 @@ export async function accept(ctx: LevelContext, msg: NewMessage): Promise<Accept
       if (slot) {
         ctx.leased.add(delivery.id);
         slot.start({ delivery, message, body: msg.body });
-      } else ctx.due(laneOf(delivery.targets));
+      } else ctx.due(laneOf(delivery.targets, delivery.domain));
     });
     return { status: 'queued', queueId: msg.queueId };
   };
@@ -56,7 +56,7 @@ export function stageMessage(
     const record: DeliveryRecord = leased ? { ...d, dueAt: null, attemptCount: 1 } : d;
     txn.putRecord(keys.delivery(d.id), record, leased);
     if (leased) txn.put(keys.lease(d.id), EMPTY);
-    else txn.put(keys.due(laneOf(d.targets), now, d.id), EMPTY);
+    else txn.put(keys.due(laneOf(d.targets, d.domain), now, d.id), EMPTY);
     txn.countDelivery(d.targets[0] ?? '', null, 'queued');
     return record;
   });

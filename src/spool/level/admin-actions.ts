@@ -23,7 +23,7 @@ export async function act(ctx: LevelContext, queueId: string, action: AdminActio
       if (FINAL_DELIVERY_STATES.has(delivery.state)) continue;
       const next = afterAction(action, delivery, now);
       if (!next) continue;
-      const lane = laneOf(delivery.targets);
+      const lane = laneOf(delivery.targets, delivery.domain);
       if (delivery.dueAt !== null) txn.del(keys.due(lane, delivery.dueAt, delivery.id));
       if (next.dueAt !== null) {
         txn.put(keys.due(lane, next.dueAt, delivery.id), EMPTY);
@@ -70,7 +70,7 @@ export async function giveUp(
       });
       failed.push(...failedHere);
       if (failedHere.length > 0) given.push({ delivery, failed: failedHere });
-      if (delivery.dueAt !== null) txn.del(keys.due(laneOf(delivery.targets), delivery.dueAt, delivery.id));
+      if (delivery.dueAt !== null) txn.del(keys.due(laneOf(delivery.targets, delivery.domain), delivery.dueAt, delivery.id));
       txn.putRecord(keys.delivery(delivery.id), { ...delivery, recipients, state: 'failed', dueAt: null });
       txn.countDelivery(delivery.targets[0] ?? '', delivery.state, 'failed');
       msgUpdated = withDeliveryState(msgUpdated, delivery.id, 'failed');
@@ -82,7 +82,7 @@ export async function giveUp(
     const written = dsn ? [dsn, ...events] : events;
     for (const m of written) stageMessage(ctx, m, ctx.now(), txn);
     await txn.commit(ctx.writer);
-    for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets));
+    for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets, d.domain));
     return msgUpdated;
   });
 }

@@ -20,7 +20,7 @@ export async function completeAttempt(
     const now = ctx.now();
     const deleted = message.state === 'deleted';
     const updated = afterAttempt(delivery, deleted, update, now);
-    const lane = laneOf(delivery.targets);
+    const lane = laneOf(delivery.targets, delivery.domain);
     const txn = transaction(ctx);
     // The attempt is over: both records go cold (a retry reads them back when it is due).
     txn.del(keys.lease(deliveryId)).putRecord(keys.delivery(deliveryId), updated).evict(keys.delivery(deliveryId));
@@ -36,7 +36,7 @@ export async function completeAttempt(
     await txn.commit(ctx.writer);
     ctx.leased.delete(deliveryId);
     if (updated.dueAt !== null && updated.dueAt <= now) ctx.due(lane);
-    for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets));
+    for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets, d.domain));
     return { message: msgUpdated, delivery: updated };
   });
 }
@@ -60,7 +60,7 @@ export async function postpone(ctx: LevelContext, deliveryId: string, dueAt: num
     const msgUpdated = withDeliveryState(message, deliveryId, state);
     const txn = transaction(ctx);
     txn.del(keys.lease(deliveryId)).putRecord(keys.delivery(deliveryId), updated).evict(keys.delivery(deliveryId));
-    if (keepDue) txn.put(keys.due(laneOf(delivery.targets), dueAt, deliveryId), EMPTY);
+    if (keepDue) txn.put(keys.due(laneOf(delivery.targets, delivery.domain), dueAt, deliveryId), EMPTY);
     txn.putRecord(keys.message(queueId), msgUpdated).evict(keys.message(queueId));
     txn.countDelivery(target, delivery.state, state);
     txn.countMessage(message, message.state, msgUpdated.state);

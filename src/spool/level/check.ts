@@ -80,12 +80,12 @@ export async function checkSpool(
       if (!open || FINAL_DELIVERY_STATES.has(d.state) || d.state === 'held') continue;
       const leased = (await db.get(keys.lease(d.id))) !== undefined;
       if (leased) continue; // in flight (or due again at the next start)
-      const dueKey = d.dueAt === null ? null : keys.due(laneOf(d.targets), d.dueAt, d.id);
+      const dueKey = d.dueAt === null ? null : keys.due(laneOf(d.targets, d.domain), d.dueAt, d.id);
       if (dueKey === null || (await db.get(dueKey)) === undefined) {
         const fixed: DeliveryRecord = { ...d, dueAt: now };
         await found('missing-due-entry', keys.delivery(d.id), `waiting delivery ${d.id} has no due-index entry`, [
           put(keys.delivery(d.id), encodeRecord(fixed)),
-          put(keys.due(laneOf(d.targets), now, d.id), Buffer.alloc(0)),
+          put(keys.due(laneOf(d.targets, d.domain), now, d.id), Buffer.alloc(0)),
         ]);
       }
     }

@@ -75,9 +75,9 @@ export async function recoverLeases(ctx: LevelContext): Promise<void> {
       const delivery = decodeRecord<DeliveryRecord>(await ctx.db.get(keys.delivery(deliveryId)));
       const txn = transaction(ctx).del(key);
       const due = delivery && !FINAL_DELIVERY_STATES.has(delivery.state) && delivery.state !== 'held';
-      if (due) txn.putRecord(keys.delivery(deliveryId), { ...delivery, dueAt: now }).put(keys.due(laneOf(delivery.targets), now, deliveryId), EMPTY);
+      if (due) txn.putRecord(keys.delivery(deliveryId), { ...delivery, dueAt: now }).put(keys.due(laneOf(delivery.targets, delivery.domain), now, deliveryId), EMPTY);
       await txn.commit(ctx.writer);
-      if (due) ctx.due(laneOf(delivery.targets));
+      if (due) ctx.due(laneOf(delivery.targets, delivery.domain));
     });
   }
 }

@@ -51,8 +51,8 @@ export async function importMessage(ctx: LevelContext, item: TransferItem): Prom
       const d: DeliveryRecord = waiting(exported) && exported.dueAt === null ? { ...exported, dueAt: now } : exported;
       txn.putRecord(keys.delivery(d.id), d);
       if (waiting(d) && d.dueAt !== null) {
-        txn.put(keys.due(laneOf(d.targets), d.dueAt, d.id), EMPTY);
-        if (d.dueAt <= now) lanes.add(laneOf(d.targets));
+        txn.put(keys.due(laneOf(d.targets, d.domain), d.dueAt, d.id), EMPTY);
+        if (d.dueAt <= now) lanes.add(laneOf(d.targets, d.domain));
       }
       txn.countDelivery(d.targets[0] ?? '', null, d.state);
     }
@@ -83,7 +83,7 @@ export async function forget(ctx: LevelContext, queueId: string, asExported?: Tr
     const txn = transaction(ctx);
     for (const d of deliveries) {
       txn.del(keys.delivery(d.id)).del(keys.lease(d.id));
-      if (waiting(d) && d.dueAt !== null) txn.del(keys.due(laneOf(d.targets), d.dueAt, d.id));
+      if (waiting(d) && d.dueAt !== null) txn.del(keys.due(laneOf(d.targets, d.domain), d.dueAt, d.id));
       txn.countDelivery(d.targets[0] ?? '', d.state, null);
     }
     txn.del(keys.message(queueId)).del(keys.body(queueId)).del(keys.open(queueId));

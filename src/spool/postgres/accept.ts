@@ -61,7 +61,7 @@ export class AcceptBatcher {
     const refused = this.options.refusal(false);
     if (refused) return Promise.reject(refused);
     const dispatcher = this.options.dispatcher();
-    const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets)) ?? null);
+    const slots = msg.deliveries.map((d) => dispatcher?.(laneOf(d.targets, d.domain)) ?? null);
     return new Promise<AcceptResult>((resolve, reject) => {
       const pending: Pending = {
         msg,
@@ -145,7 +145,7 @@ export class AcceptBatcher {
       if (p.answered) {
         // Answered 451 at its deadline, yet written: its dispatched deliveries wait for the
         // takeover (nobody here holds them), the others are due as usual.
-        if (result.status === 'queued') p.msg.deliveries.forEach((d, j) => (p.slots[j] ? undefined : this.ctx.due(laneOf(d.targets))));
+        if (result.status === 'queued') p.msg.deliveries.forEach((d, j) => (p.slots[j] ? undefined : this.ctx.due(laneOf(d.targets, d.domain))));
       } else if (result.status === 'duplicate') {
         for (const slot of p.slots) slot?.cancel();
       } else {
@@ -165,7 +165,7 @@ export class AcceptBatcher {
         this.ctx.leases.set(deliveryId(msg.queueId, i), 1);
         slot.start(recordsOf(i));
       } else {
-        this.ctx.due(laneOf(d.targets));
+        this.ctx.due(laneOf(d.targets, d.domain));
       }
     });
   }

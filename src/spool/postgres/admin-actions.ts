@@ -73,7 +73,7 @@ export async function giveUp(ctx: PgContext, queueId: string, reason: Reply, rep
     await insertMessages(db, ctx, written.map((msg) => ({ msg })));
     return { message, written };
   });
-  for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets));
+  for (const m of written) for (const d of m.deliveries) ctx.due(laneOf(d.targets, d.domain));
   return message;
 }
 

@@ -56,7 +56,7 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
       if (!message) throw new RelayError('ONWARD_ERR_NOT_FOUND', `delivery ${deliveryId} not found`);
       const delivery = await leasedDelivery(client, ctx, deliveryId, epoch);
       if (!delivery) throw leaseLost(deliveryId);
-      lane = laneOf(delivery.targets);
+      lane = laneOf(delivery.targets, delivery.domain);
       const now = Date.now();
       const updated = afterAttempt(delivery, message.state === 'deleted', update, now);
       const delayMs = updated.dueAt === null ? null : updated.dueAt - now;
@@ -88,7 +88,7 @@ export async function completeAttempt(ctx: PgContext, deliveryId: string, update
   }
   ctx.leases.delete(deliveryId);
   if (dueNow) ctx.due(lane);
-  for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets));
+  for (const written of update.dsn ? [update.dsn, ...events] : events) for (const d of written.deliveries) ctx.due(laneOf(d.targets, d.domain));
   return result;
 }
 

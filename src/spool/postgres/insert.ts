@@ -45,7 +45,7 @@ export async function insertMessages(db: Queryable, ctx: Pick<PgContext, 's' | '
     msg.deliveries.map((d, i) => ({
       id: deliveryId(msg.queueId, i),
       queueId: msg.queueId,
-      lane: laneOf(d.targets),
+      lane: laneOf(d.targets, d.domain),
       targets: JSON.stringify(d.targets),
       recipients: JSON.stringify(d.recipients.map((address) => ({ address, state: 'queued', lastError: null, lastReply: null, reported: false }))),
       mine: leased?.[i] === true,

@@ -4,6 +4,7 @@
  * database's clock; `lease_epoch` (bigint) arrives as a string and becomes a number.
  */
 import type { Outcome } from '../../delivery/types.js';
+import { parseLane } from '../ids.js';
 import type { AttemptRecord, ClientInfo, DeliveryRecord, DeliveryState, MessageRecord, MessageState, RecipientRecord } from '../types.js';
 
 /** `timestamptz` column `c` as epoch ms, named `c_ms`. */
@@ -106,6 +107,8 @@ export function deliveryFromRow(row: DeliveryRow, attempts: readonly AttemptRow[
     id: row.id,
     queueId: row.queue_id,
     targets: row.targets,
+    // The domain of an mx delivery is part of its lane (no column of its own).
+    domain: parseLane(row.lane).domain,
     recipients: row.recipients,
     state: row.state,
     attempts: attempts.map(attemptFromRow),

@@ -107,7 +107,7 @@ export async function importMessage(ctx: Ctx, item: TransferItem): Promise<'impo
       [
         message.id,
         deliveries.map((d) => d.id),
-        deliveries.map((d) => laneOf(d.targets)),
+        deliveries.map((d) => laneOf(d.targets, d.domain)),
         deliveries.map((d) => JSON.stringify(d.targets)),
         deliveries.map((d) => d.state),
         deliveries.map((d) => delay(d.dueAt)),
@@ -149,7 +149,7 @@ export async function importMessage(ctx: Ctx, item: TransferItem): Promise<'impo
     return true;
   });
   if (!imported) return 'present';
-  for (const lane of new Set(deliveries.filter((d) => waiting(d) && d.dueAt !== null && d.dueAt <= clock).map((d) => laneOf(d.targets)))) ctx.due(lane);
+  for (const lane of new Set(deliveries.filter((d) => waiting(d) && d.dueAt !== null && d.dueAt <= clock).map((d) => laneOf(d.targets, d.domain)))) ctx.due(lane);
   return 'imported';
 }
 

@@ -289,7 +289,7 @@ log: { level: loud }
       expect.arrayContaining([
         'listen[0].port: expected a number <= 65535',
         'targets.hooks.url: required, expected a string',
-        'targets.odd.type: expected one of http, smtp, file',
+        'targets.odd.type: expected one of http, smtp, file, mx',
         'log.level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
         'routes[0].target: unknown target "nope"',
       ]),
