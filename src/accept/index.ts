@@ -1,3 +1,4 @@
+export { DataBudget } from './data-budget.js';
 export {
   AcceptPipeline,
   isAddress,

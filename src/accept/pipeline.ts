@@ -12,6 +12,7 @@ import { createRouter, type Router } from '../routing/index.js';
 import { checkLineEndings, type LineEndingPolicy } from '../smtp/line-endings.js';
 import { NetworkList } from '../smtp/networks.js';
 import { newQueueId, type ClientInfo, type Spool, type SpoolCapacity } from '../spool/index.js';
+import { DataBudget } from './data-budget.js';
 
 /** How a resubmission is recognised. */
 export type DedupRule =
@@ -85,17 +86,21 @@ export class AcceptPipeline {
   private config: Config;
   private router: Router;
   private networks: NetworkList;
+  /** Message bytes both front doors hold in memory, together (`limits.maxDataMemory`). */
+  readonly dataBudget: DataBudget;
 
   constructor(private readonly deps: AcceptPipelineDeps) {
     this.config = deps.config;
     this.router = createRouter(deps.config.routes, deps.config.targets);
     this.networks = new NetworkList(deps.config.relay.allowNetworks);
+    this.dataBudget = new DataBudget(deps.config.limits.maxDataMemoryBytes);
   }
 
   reconfigure(config: Config): void {
     this.config = config;
     this.router = createRouter(config.routes, config.targets);
     this.networks = new NetworkList(config.relay.allowNetworks);
+    this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
   }
 
   /** Whether a client address may relay without credentials (`relay.allowNetworks`). */
@@ -103,9 +108,14 @@ export class AcceptPipeline {
     return this.networks.match(ip) !== null;
   }
 
-  /** The dedup identity: the authenticated name (AUTH user, submission key name), else the allowNetworks entry the client came from. */
-  identityOf(user: string | null, ip: string): string {
-    return user !== null ? `user:${user}` : `net:${this.networks.match(ip) ?? ip}`;
+  /**
+   * The dedup identity: the authenticated name — an SMTP AUTH user, or a submission key's name
+   * (`key:`, a namespace of its own: an AUTH user and a key of the same name are two senders)
+   * — else the allowNetworks entry the client came from.
+   */
+  identityOf(user: string | null, ip: string, via: 'smtp' | 'http' = 'smtp'): string {
+    if (user !== null) return via === 'http' ? `key:${user}` : `user:${user}`;
+    return `net:${this.networks.match(ip) ?? ip}`;
   }
 
   /** Whether some route takes this recipient. */

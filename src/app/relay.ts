@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { AcceptPipeline } from '../accept/index.js';
 import { AdminServer, LocalSpoolAdmin, RelayMetrics } from '../admin/index.js';
 import { BounceReporter } from '../bounce/index.js';
+import { checkTlsMaterial } from '../config/index.js';
 import type { Config } from '../config/types.js';
 import { Dashboard, DashboardAssets, DashboardEvents, QueueHistory } from '../dashboard/index.js';
 import { DeliveryScheduler, TransportHost } from '../delivery/index.js';
@@ -149,6 +150,9 @@ export async function startRelay(config: Config, logger: Logger): Promise<Relay>
       if ((next.tls === null) !== (current.tls === null)) needsRestart.push('tls');
       // Keys apply now; binding, moving or closing the listener waits for a restart.
       if (submissionListenChanged(current, next)) needsRestart.push('submission.listen');
+      // What can refuse the new config is asked first, so a refused reload changes nothing.
+      checkTlsMaterial(next);
+      submission?.checkReload(next);
       logger.level = next.log.level;
       pipeline.reconfigure(next);
       ingress.reconfigure(next);

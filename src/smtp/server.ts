@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { AcceptPipeline, isAddress, type AcceptRefusal } from '../accept/index.js';
+import { readTlsMaterial } from '../config/tls.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Spool, SpoolCapacity } from '../spool/index.js';
 import { AuthFailureLimiter, authenticate } from './auth.js';
-import { DataBudget } from './data-budget.js';
 import './connection-patches.js';
 import { SmtpReplyError, replies } from './replies.js';
 import { guardLimits, guardSession } from './session-guard.js';
@@ -28,8 +27,6 @@ export interface IngressDeps {
   readonly pipeline?: AcceptPipeline;
 }
 
-/** Minimum protocol for STARTTLS and implicit TLS. */
-const MIN_TLS = 'TLSv1.2';
 
 /**
  * SMTP front door: applies relay policy and limits, reads DATA, and answers 250 only
@@ -47,7 +44,6 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
   /** Whether `reconfigure` passes the config on to the pipeline (it owns it) or the composition root does. */
   private readonly ownsPipeline: boolean;
   private readonly authFailures: AuthFailureLimiter;
-  private readonly dataBudget: DataBudget;
   private inData = 0;
   private shuttingDown = false;
 
@@ -57,13 +53,12 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
     this.ownsPipeline = deps.pipeline === undefined;
     this.pipeline = deps.pipeline ?? new AcceptPipeline({ config: deps.config, spool: deps.spool, capacity: deps.capacity });
     this.authFailures = new AuthFailureLimiter(deps.config.limits.maxAuthFailures);
-    this.dataBudget = new DataBudget(deps.config.limits.maxDataMemoryBytes);
     this.log = deps.logger.child({ component: 'smtp' });
   }
 
   async start(): Promise<AddressInfo[]> {
     const addresses: AddressInfo[] = [];
-    const tls = readTls(this.config);
+    const tls = readTlsMaterial(this.config) ?? {};
     for (const listener of this.config.listen) {
       const server = new SMTPServer({ ...this.serverOptions(listener.implicitTls), ...tls });
       server.on('error', (err) => this.log.warn({ err }, 'smtp listener error'));
@@ -82,11 +77,10 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
 
   /** New routes, limits, users and TLS material for sessions from now on. */
   reconfigure(config: Config): void {
-    const tls = readTls(config);
+    const tls = readTlsMaterial(config) ?? {};
     this.config = config;
     if (this.ownsPipeline) this.pipeline.reconfigure(config);
     this.authFailures.setLimit(config.limits.maxAuthFailures);
-    this.dataBudget.setLimit(config.limits.maxDataMemoryBytes);
     for (const server of this.servers) {
       // The options smtp-server reads per connection or per command; the rest of the policy
       // is read from `this.config` (greetingDelayMs by connection-patches.ts).
@@ -259,9 +253,9 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       for await (const chunk of reading) {
         size += chunk.length;
         if (stream.sizeExceeded || overBudget) continue;
-        if (!this.dataBudget.take(chunk.length)) {
+        if (!this.pipeline.dataBudget.take(chunk.length)) {
           overBudget = true; // read to the end, keep nothing, answer 452
-          this.dataBudget.give(held);
+          this.pipeline.dataBudget.give(held);
           held = 0;
           chunks.length = 0;
           continue;
@@ -290,7 +284,7 @@ export class SmtpIngress extends EventEmitter<IngressEvents> {
       this.emit('transaction', { result, queueId: null, size, spoolSeconds: null });
       throw reply;
     } finally {
-      this.dataBudget.give(held);
+      this.pipeline.dataBudget.give(held);
       this.inData -= 1;
     }
   }
@@ -340,11 +334,6 @@ function refusalReply(refusal: AcceptRefusal): SmtpReplyError {
   }
 }
 
-/** TLS material from the configured files (re-read on every call: SIGHUP picks up renewed certificates). */
-function readTls(config: Config): { key?: Buffer; cert?: Buffer; minVersion?: 'TLSv1.2' } {
-  if (!config.tls) return {};
-  return { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath), minVersion: MIN_TLS };
-}
 
 /** The DATA stream failed: the client hung up mid-message (not a spool problem). */
 class ClientGone extends Error {

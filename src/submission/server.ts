@@ -6,13 +6,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { AcceptOutcome, AcceptPipeline } from '../accept/index.js';
+import type { AcceptOutcome, AcceptPipeline, DataBudget } from '../accept/index.js';
+import { isLoopback, readTlsMaterial } from '../config/index.js';
 import type { Config, SubmissionConfig } from '../config/types.js';
-import type { ErrorCode } from '../errors.js';
+import { RelayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { IngressEvents } from '../smtp/index.js';
 import { isQueueId, newQueueId, type Spool } from '../spool/index.js';
@@ -85,7 +85,7 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     const submission = this.config.submission;
     if (submission === null) throw new Error('submission is not configured');
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => this.handle(req, res);
-    const server = this.config.tls ? https.createServer(readTls(this.config), handler) : http.createServer(handler);
+    const server = this.config.tls ? https.createServer(readTlsMaterial(this.config) ?? {}, handler) : http.createServer(handler);
     server.keepAliveTimeout = 5000;
     server.maxConnections = this.config.limits.maxConnections;
     server.on('clientError', (err, socket: Socket) => {
@@ -104,12 +104,30 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     return server.address() as AddressInfo;
   }
 
-  /** Keys, limits, routes and TLS material for requests from now on (the listen address needs a restart). */
+  /**
+   * Refuses (a config error) a reload that would leave the listener as bound now without keys
+   * off loopback: its address changes only at a restart, so the new config's host is not where
+   * it listens. Called before anything of the reload applies.
+   */
+  checkReload(next: Config): void {
+    const bound = this.server?.address();
+    if (!bound || typeof bound === 'string' || isLoopback(bound.address)) return;
+    if ((next.submission?.keys.length ?? 0) === 0) {
+      throw new RelayError(
+        'ONWARD_ERR_CONFIG_INVALID',
+        `submission.keys: required while the submission listener is bound to ${bound.address}:${String(bound.port)} (a new listen address applies at a restart)`,
+      );
+    }
+  }
+
+  /** Keys, limits and TLS material for requests from now on (the listen address needs a restart). */
   reconfigure(config: Config): void {
+    // Read first: a TLS file that fails leaves everything as it was.
+    const tls = config.tls && this.server instanceof https.Server ? readTlsMaterial(config) : null;
     this.config = config;
     this.keys = digestKeys(config.submission);
     if (this.server) this.server.maxConnections = config.limits.maxConnections;
-    if (config.tls && this.server instanceof https.Server) this.server.setSecureContext(readTls(config));
+    if (tls && this.server instanceof https.Server) this.server.setSecureContext(tls);
   }
 
   /** Stops accepting; requests in flight finish (up to `graceMs`); then every connection is cut. */
@@ -183,6 +201,10 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     if (mediaType !== 'message/rfc822' && mediaType !== 'application/json') {
       throw new HttpRefusal(415, 'ONWARD_ERR_UNSUPPORTED_TYPE', 'expected Content-Type message/rfc822 or application/json', 'Content-Type');
     }
+    const encoding = (headerOf(req, 'content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') {
+      throw new HttpRefusal(415, 'ONWARD_ERR_UNSUPPORTED_TYPE', `Content-Encoding ${encoding} is not supported: send the body uncompressed`, 'Content-Encoding');
+    }
     const idempotencyKey = headerOf(req, 'idempotency-key');
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw refuse.badMessage('Idempotency-Key', 'Idempotency-Key: expected 1 to 255 printable ASCII characters');
@@ -193,7 +215,23 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
     if (announced > bodyLimit) throw refuse.tooLarge(limit);
     const full = this.deps.pipeline.capacity();
     if (full !== null) throw full.reason === 'full' ? refuse.spoolFull() : refuse.spoolWrite('queue storage unavailable, try again later');
-    const raw = await readBody(req, bodyLimit, limit);
+    const raw = await readBody(req, bodyLimit, limit, this.deps.pipeline.dataBudget);
+    try {
+      await this.accept(req, res, caller, { mediaType, idempotencyKey, raw });
+    } finally {
+      this.deps.pipeline.dataBudget.give(raw.length);
+    }
+  }
+
+  /** The body is read (and held against the data budget): parse, check, accept, answer. */
+  private async accept(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    caller: Caller,
+    { mediaType, idempotencyKey, raw }: { mediaType: string; idempotencyKey: string | undefined; raw: Buffer },
+  ): Promise<void> {
+    const { config } = this;
+    const limit = config.limits.maxMessageSizeBytes;
     const date = new Date();
     const queueId = newQueueId(date.getTime());
     const submitted = await this.parse(req, mediaType, raw, { queueId, date });
@@ -212,7 +250,7 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
         client: { ip: caller.ip, hostname: `[${caller.ip}]`, helo: `[${caller.ip}]`, user: caller.name },
         protocol,
         via: 'http',
-        identity: this.deps.pipeline.identityOf(caller.name, caller.ip),
+        identity: this.deps.pipeline.identityOf(caller.name, caller.ip, 'http'),
         dedup:
           idempotencyKey !== undefined
             ? { rule: 'idempotency', key: idempotencyKey, fingerprint: submitted.fingerprint }
@@ -305,33 +343,42 @@ function refusalOf(outcome: Exclude<AcceptOutcome, { refused?: undefined }>): Ht
  * The body, read as it streams. Past `bodyLimit` reading stops and 413 is thrown at once:
  * the rest is never held (the caller's answer closes the connection).
  */
-async function readBody(req: http.IncomingMessage, bodyLimit: number, limit: number): Promise<Buffer> {
+/**
+ * The body, up to `bodyLimit` bytes, each chunk taken from the shared data budget. On success the
+ * caller holds the body's length of the budget and gives it back; on any failure it is given
+ * back here.
+ */
+async function readBody(req: http.IncomingMessage, bodyLimit: number, limit: number, budget: DataBudget): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   return new Promise<Buffer>((resolve, reject) => {
+    const fail = (err: Error): void => {
+      cleanup();
+      chunks.length = 0;
+      budget.give(size);
+      reject(err);
+    };
     const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > bodyLimit) {
-        cleanup();
-        chunks.length = 0;
+      if (size + chunk.length > bodyLimit) {
         req.pause();
-        reject(refuse.tooLarge(limit));
+        fail(refuse.tooLarge(limit));
         return;
       }
+      if (!budget.take(chunk.length)) {
+        // Every front door together holds limits.maxDataMemory: try again when uploads have drained.
+        req.pause();
+        fail(refuse.spoolFull());
+        return;
+      }
+      size += chunk.length;
       chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
       resolve(Buffer.concat(chunks, size));
     };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onAborted = (): void => {
-      cleanup();
-      reject(new Error('client went away during the upload'));
-    };
+    const onError = (err: Error): void => fail(err);
+    const onAborted = (): void => fail(new Error('client went away during the upload'));
     const cleanup = (): void => {
       req.off('data', onData);
       req.off('end', onEnd);
@@ -373,9 +420,4 @@ function headerOf(req: http.IncomingMessage, name: string): string | undefined {
 
 function digestKeys(submission: SubmissionConfig | null): { name: string; digest: Buffer }[] {
   return (submission?.keys ?? []).map((k) => ({ name: k.name, digest: createHash('sha256').update(k.key).digest() }));
-}
-
-function readTls(config: Config): { key: Buffer; cert: Buffer; minVersion: 'TLSv1.2' } {
-  if (!config.tls) throw new Error('no tls configured');
-  return { key: readFileSync(config.tls.keyPath), cert: readFileSync(config.tls.certPath), minVersion: 'TLSv1.2' };
 }

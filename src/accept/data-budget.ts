@@ -1,6 +1,7 @@
 /**
- * A cap on message bytes held in memory by all sessions in DATA together. A message that
- * would cross it is read to the end but not kept, and answered 452 so the client retries.
+ * A cap on message bytes held in memory by both front doors together (`limits.maxDataMemory`):
+ * SMTP sessions in DATA and HTTP uploads. A message that would cross it is not kept: SMTP
+ * reads it to the end and answers 452, HTTP answers 503 with Retry-After; the client retries.
  */
 export class DataBudget {
   private used = 0;
