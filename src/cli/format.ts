@@ -33,7 +33,8 @@ export function listRow(e: ListEntry, now: number = Date.now()): string {
   const next = e.nextAttemptAt === null ? '-' : Date.parse(e.nextAttemptAt) <= now ? 'now' : `in ${duration(Date.parse(e.nextAttemptAt) - now)}`;
   const lines = [row([e.id, e.state, age(e.receivedAt, now), bytes(e.size), next, e.sender === '' ? '<>' : e.sender], LIST_WIDTHS)];
   for (const r of e.recipients) {
-    lines.push(`    -> ${r.address}  ${r.state} via ${r.target}${r.lastError ? `  (${r.lastError})` : ''}`);
+    const via = r.domain === undefined ? r.target : `${r.target} (${r.domain})`;
+    lines.push(`    -> ${r.address}  ${r.state} via ${via}${r.lastError ? `  (${r.lastError})` : ''}`);
   }
   return lines.join('\n');
 }
@@ -55,6 +56,11 @@ export function statsText(s: StatsView): string {
     const up = t.up === null ? '-' : t.up ? 'yes' : 'DOWN';
     lines.push(row([name, String(t.queued), String(t.deferred), up, t.concurrency === null ? '-' : String(t.concurrency)], [16, 8, 9, 5]));
   }
+  // mx targets of a running relay: the busiest domains' live window and circuit.
+  for (const [target, domains] of Object.entries(s.domains ?? {})) {
+    lines.push('', row([`DOMAIN (${target})`, 'IN FLIGHT', 'UP', 'CONCURRENCY'], [32, 9, 5]));
+    for (const [domain, d] of Object.entries(domains)) lines.push(row([domain, String(d.inFlight), d.up ? 'yes' : 'DOWN', String(d.concurrency)], [32, 9, 5]));
+  }
   return lines.join('\n');
 }
 
@@ -74,7 +80,7 @@ export function showText(m: ShowView): string {
   const subject = m.headers.find(([k]) => k.toLowerCase() === 'subject');
   if (subject) lines.push(`subject       ${subject[1]}`);
   for (const d of m.deliveries) {
-    lines.push('', `delivery ${d.id} -> ${d.targets.join(' then ')}: ${d.state}${d.nextAttemptAt ? `, next attempt ${d.nextAttemptAt}` : ''}`);
+    lines.push('', `delivery ${d.id} -> ${d.targets.join(' then ')}${d.domain === undefined ? '' : ` (domain ${d.domain})`}: ${d.state}${d.nextAttemptAt ? `, next attempt ${d.nextAttemptAt}` : ''}`);
     for (const r of d.recipients) lines.push(`  ${r.address}  ${r.state}${r.lastError ? `  (${r.lastError})` : ''}`);
     for (const a of d.attempts) lines.push(`  attempt ${a.at}  ${a.target}  ${a.outcome.toUpperCase()}  ${a.durationMs} ms  ${a.reply}`);
   }
