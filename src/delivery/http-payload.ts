@@ -63,7 +63,8 @@ export async function buildJsonPayload(job: DeliveryJob): Promise<JsonPayload> {
     html: typeof mail.html === 'string' ? mail.html : null,
     attachments: mail.attachments.map((a) => ({
       filename: a.filename ?? null,
-      contentType: a.contentType,
+      // mailparser says false for a part whose Content-Type has no media type (`Content-Type: ;`).
+      contentType: typeof a.contentType === 'string' && a.contentType !== '' ? a.contentType : 'application/octet-stream',
       size: a.content.length,
       content: a.content.toString('base64'),
     })),
