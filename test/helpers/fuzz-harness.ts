@@ -70,7 +70,7 @@ export async function runProperty<Ts>(name: string, property: AnyProperty<Ts>, f
   report({ target: name, inputs: out.numRuns, ms, failures: out.failed ? 1 : 0, seed: out.seed, path: out.counterexamplePath });
   if (out.failed) {
     const replay = `npm run fuzz -- --only ${name} --seed ${out.seed}${out.counterexamplePath ? ` --path "${out.counterexamplePath}"` : ''}`;
-    const cause = out.errorInstance instanceof Error ? out.errorInstance.message : String(out.errorInstance);
+    const cause = out.errorInstance instanceof Error ? (out.errorInstance.stack ?? out.errorInstance.message) : String(out.errorInstance);
     throw new Error(`${fc.defaultReportMessage(out) ?? 'property failed'}\n\nFailure: ${cause}\n\nReplay: ${replay}`);
   }
 }
