@@ -115,7 +115,7 @@ function checkPrepared(input: Buffer, heloName: string): void {
 }
 
 describe('fuzz: readHeaders / prepareMessage', () => {
-  fuzzIt('headers:bytes', () => fc.property(fc.uint8Array({ maxLength: 600 }), helo, (a, h) => checkPrepared(Buffer.from(a), h)), 250_000);
-  fuzzIt('headers:crlf', () => fc.property(crlfMessage, helo, (m, h) => checkPrepared(m, h)), 250_000);
-  fuzzIt('headers:mixed', () => fc.property(anyMessage, helo, (m, h) => checkPrepared(m, h)), 150_000);
+  fuzzIt('headers:bytes', () => fc.property(fc.uint8Array({ maxLength: 600 }), helo, (a, h) => checkPrepared(Buffer.from(a), h)), 300_000);
+  fuzzIt('headers:crlf', () => fc.property(crlfMessage, helo, (m, h) => checkPrepared(m, h)), 300_000);
+  fuzzIt('headers:mixed', () => fc.property(anyMessage, helo, (m, h) => checkPrepared(m, h)), 200_000);
 });
