@@ -23,3 +23,13 @@ describe('buildJsonPayload', () => {
     expect(payload.attachments.map((a) => a.contentType)).toContain('application/octet-stream');
   });
 });
+
+describe('buildJsonPayload on a message mailparser never finishes', () => {
+  it('rejects with ONWARD_ERR_BAD_MESSAGE after the parse timeout instead of hanging the delivery (found by npm run fuzz)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const body = await readFile(new URL('./mailparser-never-settles.eml', import.meta.url));
+    const started = Date.now();
+    await expect(buildJsonPayload({ ...job(''), body }, 300)).rejects.toMatchObject({ code: 'ONWARD_ERR_BAD_MESSAGE' });
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
