@@ -43,12 +43,12 @@ function checkParse(text: string, load: () => unknown = () => parseConfig(text, 
     const config = load();
     if (typeof config !== 'object' || config === null) throw new Error(`parseConfig returned ${typeof config}`);
   } catch (err) {
-    if (!(err instanceof RelayError)) throw new Error(`not a RelayError: ${err instanceof Error ? `${err.name}: ${err.message}\n${err.stack}` : String(err)}`);
-    if (err.code !== 'ONWARD_ERR_CONFIG_INVALID' && err.code !== 'ONWARD_ERR_CONFIG_UNREADABLE') throw new Error(`unexpected code ${err.code}: ${err.message}`);
+    if (!(err instanceof RelayError)) throw new Error(`not a RelayError: ${err instanceof Error ? `${err.name}: ${err.message}\n${err.stack}` : String(err)}`, { cause: err });
+    if (err.code !== 'ONWARD_ERR_CONFIG_INVALID' && err.code !== 'ONWARD_ERR_CONFIG_UNREADABLE') throw new Error(`unexpected code ${err.code}: ${err.message}`, { cause: err });
     if (err.code === 'ONWARD_ERR_CONFIG_INVALID') {
-      if (err.message.trim() === '') throw new Error('empty error message');
+      if (err.message.trim() === '') throw new Error('empty error message', { cause: err });
       for (const line of err.message.split('\n')) {
-        if (!pattern.test(line)) throw new Error(`problem line names no key path: ${JSON.stringify(line)}`);
+        if (!pattern.test(line)) throw new Error(`problem line names no key path: ${JSON.stringify(line)}`, { cause: err });
       }
     }
   }

@@ -43,7 +43,7 @@ const reply: fc.Arbitrary<Reply | null> = fc.option(
 const date = fc.option(fc.date({ min: new Date(Date.UTC(1970, 0, 1)), max: new Date(Date.UTC(2200, 0, 1)), noInvalidDate: true }));
 const recipient: fc.Arbitrary<DsnRecipient> = fc.record({
   address,
-  action: fc.constantFrom('failed', 'delayed') as fc.Arbitrary<'failed' | 'delayed'>,
+  action: fc.constantFrom<'failed' | 'delayed'>('failed', 'delayed'),
   status,
   reply,
   lastAttemptAt: date,
@@ -81,7 +81,7 @@ async function checkDsn(dsn: DsnInput): Promise<void> {
   } catch (err) {
     if (err instanceof RelayError && err.code === 'ONWARD_ERR_BAD_ARGS') {
       const expected = dsn.to.trim() === '' || dsn.to.trim() === '<>' || dsn.recipients.length === 0 || dsn.recipients.some((r) => !/^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status));
-      if (!expected) throw new Error(`BAD_ARGS for a usable input: ${err.message}`);
+      if (!expected) throw new Error(`BAD_ARGS for a usable input: ${err.message}`, { cause: err });
       return;
     }
     throw err;
