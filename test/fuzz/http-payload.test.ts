@@ -52,7 +52,7 @@ const mailOptions = fc.record(
 
 async function compose(options: Record<string, unknown>): Promise<Buffer> {
   const { encoding, ...rest } = options;
-  const mail = { ...rest, ...(encoding !== undefined ? { textEncoding: encoding } : {}), baseBoundary: 'fuzz' };
+  const mail = { ...rest, ...(encoding !== undefined ? { textEncoding: encoding as 'quoted-printable' | 'base64' } : {}), baseBoundary: 'fuzz' };
   return new MailComposer(mail).compile().build();
 }
 
