@@ -2,6 +2,7 @@
  * The `format: json` webhook body (SPEC section 4), built with mailparser from the stored bytes.
  */
 import { simpleParser, type AddressObject, type EmailAddress } from 'mailparser';
+import { RelayError } from '../errors.js';
 import { unfold } from '../message/headers.js';
 import type { DeliveryJob } from './types.js';
 
@@ -44,9 +45,13 @@ export interface JsonPayload {
   readonly receivedAt: string;
 }
 
-export async function buildJsonPayload(job: DeliveryJob): Promise<JsonPayload> {
+/** How long mailparser may take on one message: it never settles on some malformed MIME (found by npm run fuzz). */
+export const PARSE_TIMEOUT_MS = 30_000;
+
+/** @throws RelayError ONWARD_ERR_BAD_MESSAGE when mailparser has not finished within `parseTimeoutMs`. */
+export async function buildJsonPayload(job: DeliveryJob, parseTimeoutMs = PARSE_TIMEOUT_MS): Promise<JsonPayload> {
   // keepCidLinks: inline images travel as attachments, not as data: URIs grafted into the HTML.
-  const mail = await simpleParser(job.body, { keepCidLinks: true, skipTextToHtml: true });
+  const mail = await withTimeout(simpleParser(job.body, { keepCidLinks: true, skipTextToHtml: true }), parseTimeoutMs, job.queueId);
   const from = mail.from ? flattenAddresses(mail.from)[0] : undefined;
   return {
     id: job.deliveryId,
@@ -63,12 +68,21 @@ export async function buildJsonPayload(job: DeliveryJob): Promise<JsonPayload> {
     html: typeof mail.html === 'string' ? mail.html : null,
     attachments: mail.attachments.map((a) => ({
       filename: a.filename ?? null,
-      contentType: a.contentType,
+      // mailparser says false for a part whose Content-Type has no media type (`Content-Type: ;`).
+      contentType: typeof a.contentType === 'string' && a.contentType !== '' ? a.contentType : 'application/octet-stream',
       size: a.content.length,
       content: a.content.toString('base64'),
     })),
     receivedAt: job.receivedAt.toISOString(),
   };
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, queueId: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RelayError('ONWARD_ERR_BAD_MESSAGE', `message ${queueId}: the MIME parser did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 function flattenAddresses(value: AddressObject | AddressObject[]): JsonAddress[] {

@@ -119,6 +119,9 @@ export function prepareMessage(body: Buffer, info: HeaderInfo, received: Receive
   // Body text that follows the headers without a blank line (or comes with no headers at
   // all) gets one, so that it stays body text instead of turning into header lines.
   if (!separated && info.headerBytes < body.length) added.push('\r\n');
+  // A message whose last header line has no line break (an HTTP body may end anywhere): end
+  // that line first, so the added fields do not run on into it.
+  if (added.length > 0 && blankAt === body.length && blankAt > 0 && body[blankAt - 1] !== 0x0a) added.unshift('\r\n');
   // UTF-8, never latin1: a HELO name or address is text, and latin1 would turn U+0D0A into a bare LF.
   const parts: Buffer[] = [Buffer.from(receivedHeader(received), 'utf8')];
   if (added.length === 0) parts.push(body);

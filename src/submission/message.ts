@@ -63,7 +63,11 @@ function envelopeSender(value: string): string {
  * when given, else from From (Sender when From lists several) and To, Cc, Bcc. A Bcc
  * header is removed either way: it must not travel downstream.
  */
-export function fromRaw(raw: Buffer, envelope: { from: string | undefined; to: string | undefined }): Submitted {
+export function fromRaw(original: Buffer, envelope: { from: string | undefined; to: string | undefined }): Submitted {
+  // The line ends the message will be stored with (the accept pipeline's normalize: NULs
+  // removed, bare LF as CRLF) before looking for the header block: else a bare-LF message
+  // is all header block, and a body line `Cc: x@y` would add a recipient.
+  const raw = normaliseLineEnds(original);
   const headerBytes = headerEnd(raw);
   if (headerBytes === 0) throw new BadMessage('body', 'the message has no header block');
   const block = raw.subarray(0, headerBytes).toString('latin1').replace(/\r?\n/g, '\r\n');
@@ -95,9 +99,14 @@ export function fromRaw(raw: Buffer, envelope: { from: string | undefined; to: s
   }
   recipients = unique(recipients);
   if (recipients.length === 0) throw new BadMessage(envelope.to !== undefined ? 'X-Onward-Envelope-To' : 'To', 'no recipients: give X-Onward-Envelope-To or To, Cc, Bcc headers');
-  const fingerprint = fingerprintOf('message/rfc822', envelope.from ?? '', envelope.to ?? '', raw);
+  const fingerprint = fingerprintOf('message/rfc822', envelope.from ?? '', envelope.to ?? '', original);
   const clientMessageId = fields.some(([n]) => n.toLowerCase() === 'message-id');
   return { body: withoutBcc(raw, headerBytes), sender, recipients, fingerprint, clientMessageId };
+}
+
+function normaliseLineEnds(raw: Buffer): Buffer {
+  if (!raw.includes(0x0a) && !raw.includes(0x00)) return raw;
+  return Buffer.from(raw.toString('latin1').replace(/\0/g, '').replace(/(?<!\r)\n/g, '\r\n'), 'latin1');
 }
 
 /** The message without its Bcc fields (with their folded lines); every other byte as it was. */

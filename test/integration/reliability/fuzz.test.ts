@@ -41,6 +41,7 @@ import {
   type Payload,
   type WireReply,
 } from '../../helpers/fuzz.js';
+import { report } from '../../helpers/fuzz-harness.js';
 
 const SEEDS = (process.env['ONWARD_FUZZ_SEEDS'] ?? '1,2,48879,20260527').split(',').map((s) => Number(s.trim()));
 const SESSIONS = Number(process.env['ONWARD_FUZZ_SESSIONS'] ?? 300);
@@ -583,6 +584,8 @@ describe('the SMTP front door under a seeded fuzzer', () => {
   afterAll(async () => {
     await relay?.close();
     await removeDir(dir);
+    // npm run fuzz counts this target's commands as its inputs (test/helpers/fuzz-harness.ts).
+    report({ target: 'smtp:sessions', inputs: totals.commands, ms: Date.now() - started, failures: state.totalFindings, seed: SEEDS[0] ?? 0, note: `seeds ${SEEDS.join(',')}, ${totals.sessions} sessions, ${totals.acknowledged} acknowledged` });
     console.log(
       `fuzz summary: seeds=[${SEEDS.join(',')}] sessions=${totals.sessions} commands=${totals.commands} replies=${totals.replies} ` +
         `acknowledged=${totals.acknowledged} (blobs ${totals.blobsAccepted}) byte-exact=${totals.byteExact === totals.acknowledged + totals.unackedStored ? 'all' : `${totals.byteExact}/${totals.acknowledged + totals.unackedStored}`} ` +

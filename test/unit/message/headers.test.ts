@@ -132,6 +132,14 @@ describe('message headers', () => {
     expect(prepare('Message-ID: <m@x>\r\nDate: d\r\nbody text\r\n')).toBe(RECEIVED_TEXT + 'Message-ID: <m@x>\r\nDate: d\r\n\r\nbody text\r\n');
   });
 
+  it('ends a last header line that has no line break before adding Message-ID and Date (found by npm run fuzz)', () => {
+    const added = 'Message-ID: <0MWYW9NT0TQDE6J@relay.test>\r\nDate: Fri, 27 Nov 2026 11:15:01 +0000\r\n';
+    expect(prepare('From: a@b.test\r\nTo: c@d.test')).toBe(RECEIVED_TEXT + 'From: a@b.test\r\nTo: c@d.test\r\n' + added);
+    expect(prepare('From:')).toBe(RECEIVED_TEXT + 'From:\r\n' + added);
+    // Nothing added: nothing changes.
+    expect(prepare('Message-ID: <m@x>\r\nDate: d')).toBe(RECEIVED_TEXT + 'Message-ID: <m@x>\r\nDate: d');
+  });
+
   it('never re-encodes 8-bit bytes', () => {
     const body = Buffer.concat([b('Subject: '), Buffer.from([0xe9, 0xff]), b('\r\n\r\n'), Buffer.from([0x80, 0x00, 0xfe]), b('\r\n')]);
     const prepared = prepareMessage(body, readHeaders(body), RECEIVED).body;
