@@ -113,7 +113,7 @@ async function deliverSmtp(
 }
 
 /** 421 is SMTP's 503: the server is there but will not take more now. */
-function isContention(err: unknown): boolean {
+export function isContention(err: unknown): boolean {
   const code = asSmtpError(err).responseCode;
   return code === undefined ? isContentionError(err) : code === 421;
 }

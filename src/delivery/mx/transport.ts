@@ -19,10 +19,10 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { MxTargetConfig } from '../../config/types.js';
 import { recipientDomain } from '../../spool/ids.js';
 import { MX_WALK_TIMEOUTS } from '../attempt.js';
-import { classifySmtpCode, errorReply, isContentionError, isTimeoutError, smtpReply } from '../classify.js';
+import { errorReply, isContentionError, isTimeoutError, smtpReply } from '../classify.js';
 import { createDkimSigner, type DkimSign } from '../dkim.js';
 import { localFailureResult, notAttemptedResult } from '../results.js';
-import { asSmtpError, rejectedReplies, MESSAGE_COMMANDS } from '../smtp.js';
+import { asSmtpError, isContention, rejectedReplies, resultsForError } from '../smtp.js';
 import type { DeliveryJob, RecipientResult, Reply, Transport, TransportResult } from '../types.js';
 import { MxResolver, TtlCache, type MxHost } from './resolve.js';
 
@@ -175,21 +175,9 @@ async function session(deps: SessionDeps, host: MxHost, ip: string, job: Deliver
       });
       return { kind: 'done', recipients, contention: false };
     } catch (err) {
-      const e = asSmtpError(err);
-      const rejected = rejectedReplies(job, e.rejectedErrors);
-      let outcome: RecipientResult['outcome'] = 'error';
-      let reply: Reply;
-      if (e.response !== undefined && e.responseCode !== undefined) {
-        reply = smtpReply(e.response);
-        if (e.command !== undefined && MESSAGE_COMMANDS.has(e.command)) outcome = classifySmtpCode(e.responseCode);
-      } else {
-        reply = errorReply('smtp', err, isTimeoutError(err) ? target.timeoutMs : undefined);
-      }
-      const recipients = job.envelope.to.map((address) => {
-        const r = rejected.get(address);
-        return r ? { ...r, reply: withReply(r.reply) } : { address, outcome, reply: withReply(reply) };
-      });
-      return { kind: 'done', recipients, contention: reply.code === 421 || (reply.code === null && isContentionError(err)) };
+      // Per recipient as the smtp target decides it, each reply naming the host that gave it.
+      const recipients = resultsForError(job, target, err).map((r) => ({ ...r, reply: withReply(r.reply) }));
+      return { kind: 'done', recipients, contention: isContention(err) };
     }
   } finally {
     failure = null;

@@ -11,6 +11,7 @@ describe('mx deliveries in the CLI tables', () => {
     const entry: ListEntry = {
       id: '0MX9QS2BZFWA9Q5',
       state: 'deferred',
+      messageId: 'order-1@client.test',
       sender: 'app@client.test',
       recipients: [
         { address: 'a@example.com', state: 'deferred', target: 'internet', domain: 'example.com', lastError: '421 4.7.0 try later' },
