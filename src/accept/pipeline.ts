@@ -142,8 +142,12 @@ export class AcceptPipeline {
     if (!verdict.ok) return { refused: 'bare-line-ending', found: verdict.found };
     const full = this.capacity();
     if (full !== null) return full;
-    const unrouted = request.recipients.find((r) => router.routeOf(r) === null);
-    if (unrouted !== undefined) return { refused: 'no-route', recipient: unrouted };
+    // Routed once: a recipient no route takes is left out of the groups (a SIGHUP since RCPT).
+    const deliveries = router(request.recipients);
+    if (deliveries.reduce((n, d) => n + d.recipients.length, 0) < request.recipients.length) {
+      const unrouted = request.recipients.find((r) => router.routeOf(r) === null) ?? '';
+      return { refused: 'no-route', recipient: unrouted };
+    }
     const queueId = request.queueId ?? newQueueId();
     const info = readHeaders(verdict.body);
     const { sender, recipients } = request;
@@ -172,7 +176,7 @@ export class AcceptPipeline {
       messageId,
       body,
       client,
-      deliveries: router(recipients),
+      deliveries,
       dedupKey: dedupKeyOf(request, sender, info.messageId, recipients),
       bounceOf: null,
     });

@@ -24,7 +24,9 @@ export interface Router {
  * delivery, with its own lane, per domain (`targets` tells which names are mx targets).
  */
 export function createRouter(routes: readonly RouteConfig[], targets: Readonly<Record<string, TargetConfig>> = {}): Router {
-  const byDomain = (route: RouteConfig): boolean => route.targets.some((name) => targets[name]?.type === 'mx');
+  // Routes through an mx target split their recipients by domain: decided once per route.
+  const splitsByDomain = new Set(routes.filter((route) => route.targets.some((name) => targets[name]?.type === 'mx')));
+  const byDomain = (route: RouteConfig): boolean => splitsByDomain.has(route);
   const matchers = routes.map((route) => ({ route, test: picomatch(route.match, { nocase: true, dot: true }) }));
   const routeOf = (address: string): RouteConfig | null => matchers.find((m) => m.test(address))?.route ?? null;
   const router = (recipients: readonly string[]): RouteGroup[] => {
