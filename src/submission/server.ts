@@ -9,14 +9,16 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { AcceptOutcome, AcceptPipeline, DataBudget } from '../accept/index.js';
+import type { AcceptOutcome, AcceptPipeline } from '../accept/index.js';
 import { isLoopback, readTlsMaterial } from '../config/index.js';
 import type { Config, SubmissionConfig } from '../config/types.js';
-import { RelayError, type ErrorCode } from '../errors.js';
+import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { IngressEvents } from '../smtp/index.js';
 import { isQueueId, newQueueId, type Spool } from '../spool/index.js';
+import { discardRest, readBody } from './body.js';
 import { BadMessage, fromJson, fromRaw, parseJsonMessage, type Submitted } from './message.js';
+import { HttpRefusal, refusalOf, refuse } from './refusals.js';
 
 export interface SubmissionDeps {
   readonly config: Config;
@@ -25,39 +27,11 @@ export interface SubmissionDeps {
   readonly logger: Logger;
 }
 
-/** Seconds a client is told to wait after a 503. */
-const RETRY_AFTER_S = 30;
 /** JSON carries attachments in base64: its body may be this much larger than the message it makes. */
 const JSON_OVERHEAD = 4 / 3;
 const JSON_SLACK_BYTES = 64 * 1024;
-/** After a refused upload, how long the rest may still trickle in (discarded) before the socket is cut. */
-const DRAIN_MS = 2000;
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
 const MESSAGES_PATH = '/v1/messages';
-
-/** An answer with an error body: `{ error: { code, message, field? } }`. */
-class HttpRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly field?: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(message);
-  }
-}
-
-const refuse = {
-  badMessage: (field: string, message: string) => new HttpRefusal(400, 'ONWARD_ERR_BAD_MESSAGE', message, field),
-  tooLarge: (limit: number) => new HttpRefusal(413, 'ONWARD_ERR_TOO_LARGE', `the message is over the limit of ${limit} bytes`, 'body', { connection: 'close' }),
-  spoolFull: () => new HttpRefusal(503, 'ONWARD_ERR_SPOOL_FULL', 'insufficient system storage, try again later', undefined, { 'retry-after': String(RETRY_AFTER_S) }),
-  spoolWrite: (message = 'temporary local problem, try again later') =>
-    new HttpRefusal(503, 'ONWARD_ERR_SPOOL_WRITE', message, undefined, { 'retry-after': String(RETRY_AFTER_S) }),
-  unauthorized: () => new HttpRefusal(401, 'ONWARD_ERR_UNAUTHORIZED', 'a valid Authorization: Bearer <key> is required', undefined, { 'www-authenticate': 'Bearer' }),
-  notFound: (message = 'no such resource') => new HttpRefusal(404, 'ONWARD_ERR_NOT_FOUND', message),
-  method: (allow: string) => new HttpRefusal(405, 'ONWARD_ERR_METHOD_NOT_ALLOWED', `allowed: ${allow}`, undefined, { allow }),
-};
 
 /** The client as the submission knows it: its key's name (null on an open loopback listener). */
 interface Caller {
@@ -321,92 +295,11 @@ export class SubmissionServer extends EventEmitter<IngressEvents> {
   }
 }
 
-function refusalOf(outcome: Exclude<AcceptOutcome, { refused?: undefined }>): HttpRefusal {
-  switch (outcome.refused) {
-    case 'bare-line-ending':
-      return refuse.badMessage('body', outcome.found === 'CR' ? 'the message contains a bare CR' : `the message contains a bare ${outcome.found}`);
-    case 'capacity':
-      return outcome.reason === 'full' ? refuse.spoolFull() : refuse.spoolWrite('queue storage unavailable, try again later');
-    case 'no-route':
-      return new HttpRefusal(400, 'ONWARD_ERR_NO_ROUTE', `no route for recipient ${outcome.recipient}`, 'to');
-    case 'idempotency-mismatch':
-      return new HttpRefusal(
-        422,
-        'ONWARD_ERR_IDEMPOTENCY_MISMATCH',
-        `this Idempotency-Key was used for another request (message ${outcome.queueId})`,
-        'Idempotency-Key',
-      );
-  }
-}
 
 /**
  * The body, read as it streams. Past `bodyLimit` reading stops and 413 is thrown at once:
  * the rest is never held (the caller's answer closes the connection).
  */
-/**
- * The body, up to `bodyLimit` bytes, each chunk taken from the shared data budget. On success the
- * caller holds the body's length of the budget and gives it back; on any failure it is given
- * back here.
- */
-async function readBody(req: http.IncomingMessage, bodyLimit: number, limit: number, budget: DataBudget): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  return new Promise<Buffer>((resolve, reject) => {
-    const fail = (err: Error): void => {
-      cleanup();
-      chunks.length = 0;
-      budget.give(size);
-      reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      if (size + chunk.length > bodyLimit) {
-        req.pause();
-        fail(refuse.tooLarge(limit));
-        return;
-      }
-      if (!budget.take(chunk.length)) {
-        // Every front door together holds limits.maxDataMemory: try again when uploads have drained.
-        req.pause();
-        fail(refuse.spoolFull());
-        return;
-      }
-      size += chunk.length;
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => fail(err);
-    const onAborted = (): void => fail(new Error('client went away during the upload'));
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('close', onClose);
-    };
-    const onClose = (): void => {
-      if (!req.complete) onAborted();
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('close', onClose);
-  });
-}
-
-/** After an early answer: let what is in flight arrive and drop it (no RST over the answer), then cut the socket. */
-function discardRest(req: http.IncomingMessage, res: http.ServerResponse): void {
-  req.on('data', () => undefined);
-  req.on('error', () => undefined);
-  req.resume();
-  res.on('finish', () => {
-    const timer = setTimeout(() => req.socket.destroy(), DRAIN_MS);
-    timer.unref();
-    req.socket.once('close', () => clearTimeout(timer));
-  });
-}
-
 function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
   const body = Buffer.from(JSON.stringify(value));
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
