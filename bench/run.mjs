@@ -143,10 +143,10 @@ let benchDns = null;
 function relayConfig(dir, target, variant = { backend: 'level' }, k = 0, via = 'smtp') {
   const targetYaml =
     target === 'http'
-      ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw, concurrency: 32, timeout: 10s }`
+      ? `{ type: http, url: "http://127.0.0.1:${PORTS.http}/hook", format: raw }`
       : target === 'mx'
-        ? `{ type: mx, port: ${PORTS.sink}, resolver: ["${benchDns.address}"], concurrencyPerDomain: 4, concurrency: 100 }`
-        : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink}, pool: { maxConnections: 20, maxMessagesPerConnection: 1000 }, concurrency: 20 }`;
+        ? `{ type: mx, port: ${PORTS.sink}, resolver: ["${benchDns.address}"] }`
+        : `{ type: smtp, host: 127.0.0.1, port: ${PORTS.sink} }`;
   const file = join(dir, k === 0 ? 'bench.yaml' : `bench-${k + 1}.yaml`);
   writeFileSync(
     file,

@@ -6,7 +6,7 @@ import os from 'node:os';
 import type { Config } from '../config/types.js';
 import { RelayError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { LevelSpool, PostgresSpool, SpoolCapacity, type Spool } from '../spool/index.js';
+import { LevelSpool, openPostgresSpool, SpoolCapacity, type Spool } from '../spool/index.js';
 
 export interface OpenSpoolOptions {
   /** `relay`: the serving process (creates the store, runs housekeeping); `cli`: an operator command on a stopped spool. */
@@ -39,7 +39,7 @@ export async function openSpool(config: Config, options: OpenSpoolOptions): Prom
       });
     case 'postgres':
       if (config.spool.url === null) throw new RelayError('ONWARD_ERR_CONFIG_INVALID', 'spool.url is required with spool.backend: postgres');
-      return PostgresSpool.open({
+      return openPostgresSpool({
         url: config.spool.url,
         schema: config.spool.schema,
         pool: config.spool.pool,

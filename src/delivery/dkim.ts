@@ -10,20 +10,12 @@ import { createPublicKey } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { domainToASCII } from 'node:url';
-import { DkimSigner, type ParsedHeaders } from 'mailauth/lib/dkim/dkim-signer.js';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { DkimKeyConfig } from '../config/types.js';
 import { headerEnd, headerFields } from '../message/headers.js';
 
 /** Signs one message: the bytes with a `DKIM-Signature` prepended, or the same bytes when no key applies. */
 export type DkimSign = (message: Buffer) => Promise<Buffer>;
-
-/**
- * The fields signed when present (SPEC section 13), plus every `Content-*` field of the
- * message. From is also listed once more than it occurs (oversigned, RFC 6376 8.15), so a
- * From: field added on the way cannot pass as signed.
- */
-const SIGNED_FIELDS = ['From', 'To', 'Cc', 'Subject', 'Date', 'Message-ID', 'Reply-To', 'MIME-Version'];
 
 /** A message that should have been signed could not be: the transport must not send it unsigned. */
 export class DkimSignError extends Error {
@@ -70,7 +62,12 @@ function closestKey(byDomain: ReadonlyMap<string, DkimKeyConfig>, domain: string
   return undefined;
 }
 
+/** mailauth is loaded when a message is first signed (once, for every caller): a relay without keys never carries it. */
+let signerModule: Promise<typeof import('./dkim-signer.js')> | undefined;
+const loadSigner = (): Promise<typeof import('./dkim-signer.js')> => (signerModule ??= import('./dkim-signer.js'));
+
 async function signatureHeader(message: Buffer, key: DkimKeyConfig): Promise<string> {
+  const { OversigningSigner } = await loadSigner();
   const signer = new OversigningSigner({
     canonicalization: 'relaxed/relaxed',
     signTime: new Date(),
@@ -83,24 +80,6 @@ async function signatureHeader(message: Buffer, key: DkimKeyConfig): Promise<str
     throw new DkimSignError(`cannot DKIM-sign for ${key.domain} (selector ${key.selector}): ${why}`);
   }
   return `${header}\r\n`;
-}
-
-/**
- * mailauth's signer, told which fields to sign once it has seen the header, and oversigning
- * From. mailauth signs only fields present and writes `h=` from their names as written
- * (`casedKey`); naming the signed From field `From: From` puts one more From in `h=` than
- * the message has, which a verifier reads as an empty field (RFC 6376 5.4.2): exactly an
- * oversigned From. The header bytes hashed are untouched.
- */
-class OversigningSigner extends DkimSigner {
-  override messageHeaders(headers: ParsedHeaders): Promise<void> {
-    const contentFields = headers.parsed.filter((h) => h.key?.startsWith('content-')).map((h) => h.casedKey ?? '');
-    this.headerList = [...SIGNED_FIELDS, ...new Set(contentFields)].join(':');
-    // The bottom-most From is the one signed (fields are taken from the bottom up).
-    const lastFrom = headers.parsed.findLastIndex((h) => h.key === 'from');
-    const parsed = headers.parsed.map((h, i) => (i === lastFrom ? { ...h, casedKey: `${h.casedKey ?? 'From'}: From` } : h));
-    return super.messageHeaders({ ...headers, parsed });
-  }
 }
 
 /** The DNS TXT record that publishes a key's public half. */

@@ -1,7 +1,7 @@
 /**
  * The `format: json` webhook body (SPEC section 4), built with mailparser from the stored bytes.
  */
-import { simpleParser, type AddressObject, type EmailAddress } from 'mailparser';
+import type { AddressObject, EmailAddress } from 'mailparser';
 import { RelayError } from '../errors.js';
 import { unfold } from '../message/headers.js';
 import type { DeliveryJob } from './types.js';
@@ -48,8 +48,13 @@ export interface JsonPayload {
 /** How long mailparser may take on one message: it never settles on some malformed MIME (found by npm run fuzz). */
 export const PARSE_TIMEOUT_MS = 30_000;
 
+/** mailparser is loaded for the first json payload (once, for every caller): a relay with only raw webhooks never carries it. */
+let mailparser: Promise<typeof import('mailparser')> | undefined;
+const loadMailparser = (): Promise<typeof import('mailparser')> => (mailparser ??= import('mailparser'));
+
 /** @throws RelayError ONWARD_ERR_BAD_MESSAGE when mailparser has not finished within `parseTimeoutMs`. */
 export async function buildJsonPayload(job: DeliveryJob, parseTimeoutMs = PARSE_TIMEOUT_MS): Promise<JsonPayload> {
+  const { simpleParser } = await loadMailparser();
   // keepCidLinks: inline images travel as attachments, not as data: URIs grafted into the HTML.
   const mail = await withTimeout(simpleParser(job.body, { keepCidLinks: true, skipTextToHtml: true }), parseTimeoutMs, job.queueId);
   const from = mail.from ? flattenAddresses(mail.from)[0] : undefined;

@@ -11,24 +11,18 @@ const port = parentPort;
 if (!port) throw new Error('transport-worker.js runs only as a worker thread');
 
 const transports = new Map<number, Transport>();
-/** Transports that could not be made here: their calls are answered with the reason. */
-const broken = new Map<number, string>();
 const answer = (reply: ThreadReply): void => port.postMessage(reply);
 
 port.on('message', (request: ThreadRequest) => {
   switch (request.kind) {
     case 'open':
-      try {
-        transports.set(request.id, createTransport(request.target, request.options));
-      } catch (err) {
-        broken.set(request.id, `cannot create the transport for target "${request.target.name}": ${String(err)}`);
-      }
+      // A transport that cannot be made answers each of its deliveries with the reason.
+      transports.set(request.id, createTransport(request.target, request.options));
       return;
     case 'deliver': {
       const transport = transports.get(request.id);
       if (!transport) {
-        const error = broken.get(request.id) ?? `no transport ${request.id} on the delivery thread`;
-        return answer({ call: request.call, result: null, error });
+        return answer({ call: request.call, result: null, error: `no transport ${request.id} on the delivery thread` });
       }
       // Structured cloning turns the Buffer into a plain Uint8Array: view it as a Buffer again.
       const { body } = request.job;
@@ -45,7 +39,6 @@ port.on('message', (request: ThreadRequest) => {
     case 'close': {
       const transport = transports.get(request.id);
       transports.delete(request.id);
-      broken.delete(request.id);
       void (transport?.close() ?? Promise.resolve()).finally(() => answer({ call: request.call, result: null, error: null }));
       return;
     }

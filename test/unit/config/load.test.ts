@@ -203,7 +203,7 @@ routes: [{ match: "*", target: h }]
       auth: null,
       tlsRejectUnauthorized: true,
       timeoutMs: 60_000,
-      pool: { maxConnections: 3, maxMessagesPerConnection: 100 },
+      pool: { maxConnections: 3, maxMessagesPerConnection: 1000 },
       concurrency: 3,
       circuit: { failures: 5, probeMs: 30_000 },
     });
