@@ -260,6 +260,8 @@ async function measureRow(name, variant = LEVEL) {
       clearInterval(sampler);
       const after = sampleAll();
       const cpuPct = before && after ? (((after.ticks - before.ticks) / 100) * 100) / ((t2 - t0) / 1000) : null;
+      // CPU time per delivered message (ticks are 10 ms): what a message costs, whatever else loads the machine.
+      const cpuMsPerMsg = before && after && sink.count() > 0 ? ((after.ticks - before.ticks) * 10) / sink.count() : null;
       let db = null;
       if (dbBefore) {
         await sleep(1500); // backends flush their statistics at most once a second
@@ -278,11 +280,14 @@ async function measureRow(name, variant = LEVEL) {
         peakRssMb: peakRss / 1024,
         peakPssMb: peakPss / 1024,
         relayCpuPct: cpuPct,
+        relayCpuMsPerMsg: cpuMsPerMsg,
         ...(db ? { dbXactPerMsg: db.xactPerMsg, dbWalBytesPerMsg: db.walBytesPerMsg, dbWalSyncsPerMsg: db.walSyncsPerMsg } : {}),
       });
       progress('');
-      process.stderr.write(`${name} rep ${rep}: accept ${reps.at(-1).acceptMsgS.toFixed(0)} msg/s, e2e ${reps.at(-1).e2eMsgS.toFixed(0)} msg/s\n`);
       await sleep(2000);
+      // The low-water mark: RSS with the rep's work done and the queue empty (flat across reps, or it grows).
+      reps.at(-1).idleRssMb = (sampleAll()?.rss ?? NaN) / 1024;
+      process.stderr.write(`${name} rep ${rep}: accept ${reps.at(-1).acceptMsgS.toFixed(0)} msg/s, e2e ${reps.at(-1).e2eMsgS.toFixed(0)} msg/s, idle RSS ${reps.at(-1).idleRssMb.toFixed(0)} MB\n`);
     }
   } finally {
     for (const r of relays) r.kill('SIGTERM');
@@ -295,7 +300,7 @@ async function measureRow(name, variant = LEVEL) {
     const v = reps.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);
     return v.length ? v[Math.floor(v.length / 2)] : null;
   };
-  const keys = ['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct', ...(variant.backend === 'postgres' ? ['dbXactPerMsg', 'dbWalBytesPerMsg', 'dbWalSyncsPerMsg'] : [])];
+  const keys = ['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct', 'relayCpuMsPerMsg', ...(variant.backend === 'postgres' ? ['dbXactPerMsg', 'dbWalBytesPerMsg', 'dbWalSyncsPerMsg'] : [])];
   return { name, variant: variant.name, label: def.label, msgs, size: def.size, sessions: 20, reuse: def.reuse, target: def.target, reps, median: Object.fromEntries(keys.map((k) => [k, med(k)])) };
 }
 
@@ -336,11 +341,11 @@ for (const row of ROWS) {
   }
 }
 
-const header = ['row', 'msgs', 'size', 'sess', 'accept msg/s', 'e2e msg/s', 'p50 ms', 'p95 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'relay CPU %'];
+const header = ['row', 'msgs', 'size', 'sess', 'accept msg/s', 'e2e msg/s', 'p50 ms', 'p95 ms', 'p99 ms', 'peak RSS MB', 'peak PSS MB', 'relay CPU %', 'CPU ms/msg', 'idle RSS MB per rep'];
 const lines = [header.join(' | '), header.map(() => '---').join(' | ')];
 for (const r of results.rows) {
   const m = r.median;
-  lines.push([r.name, r.msgs, r.size, r.sessions, fmt(m.acceptMsgS), fmt(m.e2eMsgS), fmt(m.p50, 1), fmt(m.p95, 1), fmt(m.p99, 1), fmt(m.peakRssMb), fmt(m.peakPssMb), fmt(m.relayCpuPct)].join(' | '));
+  lines.push([r.name, r.msgs, r.size, r.sessions, fmt(m.acceptMsgS), fmt(m.e2eMsgS), fmt(m.p50, 1), fmt(m.p95, 1), fmt(m.p99, 1), fmt(m.peakRssMb), fmt(m.peakPssMb), fmt(m.relayCpuPct), fmt(m.relayCpuMsPerMsg, 2), r.reps.map((x) => fmt(x.idleRssMb)).join(' / ')].join(' | '));
 }
 console.log(`\nonward bench (${results.loadTools}, ${REPS} rep(s), medians; group commit ${GROUP_COMMIT ? 'on' : 'off'})\n`);
 console.log(lines.map((l) => `| ${l} |`).join('\n'));

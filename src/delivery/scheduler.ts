@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { laneOf, parseLane, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
+import { laneOf, type ClaimedDelivery, type DeliveryRecord, type DispatchSlot, type Spool } from '../spool/index.js';
 import { brokenAttempt, leaseBoundMs, runAttempt, type AttemptOutcome, type LiveTarget, type TargetLookup } from './attempt.js';
 import { DomainStates, OverallState } from './domain-state.js';
+import { LaneTable, type Lane } from './lanes.js';
 import { OutcomeRecorder, type EventReporter, type FailureReporter } from './record.js';
 import { TargetState } from './target-state.js';
 import { createTransport, type TransportFactory } from './transports.js';
@@ -35,26 +36,6 @@ const IDLE_POLL_MS = 5000;
 /** Due deliveries of a lane whose targets are all down, taken per pass to bounce expired ones. */
 const DOWN_SWEEP_BATCH = 64;
 
-interface Lane {
-  readonly name: string;
-  readonly targets: readonly string[];
-  /** The recipients' domain of an mx lane (`internet@example.com`); null otherwise. */
-  readonly domain: string | null;
-  /** Deliveries of this lane in flight (a domain lane is dropped when idle). */
-  active: number;
-  /** The last scan found nothing due now or later. */
-  drained: boolean;
-  pumping: boolean;
-  again: boolean;
-  /**
-   * The due index may hold work for this lane (a wake-up, a timer, a full claim). While
-   * false, pumps skip the index reads.
-   */
-  needsScan: boolean;
-  timer: NodeJS.Timeout | null;
-  timerAt: number;
-}
-
 /**
  * Drives deliveries from the spool's due index to the transports. Each lane (a failover
  * list of targets) is pumped independently: claim as many due deliveries as its first
@@ -65,11 +46,10 @@ interface Lane {
  */
 export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   private readonly targets = new Map<string, LiveTarget>();
-  private readonly lanes = new Map<string, Lane>();
+  private readonly lanes = new LaneTable();
   /** Per-domain state of mx targets (created on demand, LRU-bounded). */
   private readonly domains = new DomainStates((state, target) => this.pumpDomain(target, state.domain));
   /** Domain lanes by `target@domain`, for each mx target in their list: a freed domain slot pumps only them. */
-  private readonly domainLanes = new Map<string, Set<Lane>>();
   private readonly inFlight = new Set<Promise<void>>();
   /** Deliveries this scheduler holds leased, with the time by which each should be over (leaseBoundMs). */
   private readonly held = new Map<string, number>();
@@ -140,9 +120,9 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     this.deps.spool.setDispatcher((lane) => this.offer(lane));
     for (const route of this.config.routes) this.lane(laneOf(route.targets));
     for (const lane of await this.deps.spool.lanes()) this.lane(lane);
-    for (const lane of this.lanes.values()) this.pump(lane);
+    for (const lane of this.lanes.all()) this.pump(lane);
     this.poller = setInterval(() => {
-      for (const lane of this.lanes.values()) this.wake(lane.name);
+      for (const lane of this.lanes.all()) this.wake(lane.name);
     }, IDLE_POLL_MS);
     this.poller.unref();
   }
@@ -152,7 +132,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
     this.stopping = true;
     this.deps.spool.setDispatcher(null);
     if (this.poller) clearInterval(this.poller);
-    for (const lane of this.lanes.values()) if (lane.timer) clearTimeout(lane.timer);
+    for (const lane of this.lanes.all()) if (lane.timer) clearTimeout(lane.timer);
     const deadline = Date.now() + graceMs;
     // Claims in progress may still start attempts: wait until nothing is in flight.
     while (this.inFlight.size > 0 && Date.now() < deadline) {
@@ -214,45 +194,12 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
   }
 
   private lane(name: string): Lane {
-    let lane = this.lanes.get(name);
-    if (!lane) {
-      const { targets, domain } = parseLane(name);
-      lane = { name, targets, domain, active: 0, drained: false, pumping: false, again: false, needsScan: true, timer: null, timerAt: Infinity };
-      this.lanes.set(name, lane);
-      if (domain !== null) for (const t of targets) this.domainLaneSet(t, domain).add(lane);
-    }
-    return lane;
-  }
-
-  private domainLaneSet(target: string, domain: string): Set<Lane> {
-    const key = `${target}@${domain}`;
-    let set = this.domainLanes.get(key);
-    if (!set) {
-      set = new Set();
-      this.domainLanes.set(key, set);
-    }
-    return set;
-  }
-
-  /**
-   * A domain lane with nothing in flight, nothing due and no timer is dropped: lanes (and
-   * their state) exist only for domains with queued work. A wake-up makes it again.
-   */
-  private dropIfIdle(lane: Lane): void {
-    if (lane.domain === null || !lane.drained || lane.active > 0 || lane.timer !== null || lane.pumping || lane.needsScan) return;
-    if (this.lanes.get(lane.name) !== lane) return;
-    this.lanes.delete(lane.name);
-    for (const t of lane.targets) {
-      const key = `${t}@${lane.domain}`;
-      const set = this.domainLanes.get(key);
-      set?.delete(lane);
-      if (set?.size === 0) this.domainLanes.delete(key);
-    }
+    return this.lanes.get(name);
   }
 
   /** A slot of one domain of an mx target came free: pump that domain's lanes. */
   private pumpDomain(target: string, domain: string): void {
-    for (const lane of this.domainLanes.get(`${target}@${domain}`) ?? []) if (lane.needsScan) this.pump(lane);
+    for (const lane of this.lanes.ofDomain(target, domain)) if (lane.needsScan) this.pump(lane);
   }
 
   private wake(name: string): void {
@@ -320,7 +267,7 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
         if (lane.again) {
           lane.again = false;
           this.pump(lane);
-        } else this.dropIfIdle(lane);
+        } else this.lanes.dropIfIdle(lane);
       });
   }
 
@@ -468,15 +415,8 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
    * every slot it frees from another that shares its target.
    */
   private pumpUsing(target: string): void {
-    let served: Lane | null = null;
-    for (const lane of this.lanes.values()) {
-      if (!lane.needsScan || !lane.targets.includes(target)) continue;
-      served ??= lane;
-      this.pump(lane);
-    }
-    if (served) {
-      this.lanes.delete(served.name);
-      this.lanes.set(served.name, served);
-    }
+    const waiting = this.lanes.waitingFor(target);
+    for (const lane of waiting) this.pump(lane);
+    if (waiting[0]) this.lanes.rotate(waiting[0]);
   }
 }
