@@ -177,7 +177,7 @@ export class AcceptBatcher {
 interface BatchOutcome {
   /** One per pending message, in batch order; an error for one that was not written. */
   readonly results: readonly (AcceptResult | RelayError)[];
-  /** The transaction's `now()` (the rows' times) when a delivery was dispatched, else null. */
+  /** The transaction's `now()` (the rows' times), for the records of dispatched deliveries. */
   readonly nowMs: number | null;
 }
 
