@@ -7,14 +7,17 @@
 //                      [--compare postfix[,haraka]] [--json FILE] [--no-group-commit]
 //                      [--cpu-prof DIR]   (relay runs under node --cpu-prof; summarise with
 //                                          node bench/profile-summary.mjs DIR/*.cpuprofile)
-//                      [--backend postgres [--nodes N]]
+//                      [--backend postgres [--nodes N] [--ab-root DIR]] [--port-offset N]
 //
 // --backend postgres: the same rows on a throwaway PostgreSQL (bench/lib/postgres.mjs) with one
 // node, and with N nodes (clients spread over them) when --nodes N > 1, beside the LevelDB
 // baseline measured in the same invocation; prints postgres ÷ level ratios and, per message,
 // what the database paid: transactions committed (pg_stat_database.xact_commit), WAL bytes
-// (pg_current_wal_lsn) and WAL fsyncs (pg_stat_wal.wal_sync). Default rows then:
-// 4k-reuse,4k-http,latency. Nodes, PostgreSQL and the load share the machine's cores.
+// (pg_current_wal_lsn), WAL fsyncs (pg_stat_wal.wal_sync) and the server's CPU time (its
+// processes in /proc: what the database spends per message). Default rows then:
+// 4k-reuse,http-submit,4k-http,latency. Nodes, PostgreSQL and the load share the machine's cores.
+// --ab-root DIR adds a "postgres ×1 (DIR)" variant whose relay is DIR's bin/onward (another
+// commit, built), so a change is measured against its base in one invocation.
 //
 // Load: smtp-source / smtp-sink (Debian package postfix) when installed, else the Node load
 // generator and sink in bench/lib with the same semantics. Acceptance latency (end of DATA →
@@ -46,9 +49,13 @@ const ROWS = opt('rows', BACKEND === 'postgres' ? '4k-reuse,http-submit,4k-http,
 const COMPARE = (opt('compare', '') || '').split(',').filter(Boolean);
 const GROUP_COMMIT = !args.includes('--no-group-commit');
 const CPU_PROF_DIR = opt('cpu-prof', null);
+const AB_ROOT = opt('ab-root', null);
+if (AB_ROOT !== null && BACKEND !== 'postgres') throw new Error('--ab-root needs --backend postgres');
 const SCALE = quick ? 0.25 : 1;
 const MAX_REP_SECONDS = 300;
-const PORTS = { relay: 2538, sink: 2536, http: 8035, admin: 9135, submit: 8045 };
+// --port-offset N moves every fixed port by N (another run on the machine holds the defaults).
+const PORT_OFFSET = Number(opt('port-offset', 0));
+const PORTS = Object.fromEntries(Object.entries({ relay: 2538, sink: 2536, http: 8035, admin: 9135, submit: 8045 }).map(([k, p]) => [k, p + PORT_OFFSET]));
 const HAVE_POSTFIX_TOOLS = existsSync('/usr/sbin/smtp-source') && existsSync('/usr/sbin/smtp-sink');
 const SHARED = join(ROOT, '..', 'shared', 'bench');
 
@@ -181,7 +188,7 @@ function procSample(pid) {
 async function startRelay(dir, target, variant, k = 0, via = 'smtp') {
   const config = relayConfig(dir, target, variant, k, via);
   const profile = CPU_PROF_DIR ? ['--cpu-prof', '--cpu-prof-dir', CPU_PROF_DIR] : [];
-  const child = track(spawn(process.execPath, [...profile, join(ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
+  const child = track(spawn(process.execPath, [...profile, join(variant.root ?? ROOT, 'bin/onward'), 'serve', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] }));
   await waitForPort(PORTS.relay + k, 60);
   if (via === 'http') await waitForPort(PORTS.submit + k, 60);
   return child;
@@ -213,7 +220,7 @@ async function measureRow(name, variant = LEVEL) {
   const msgs = Math.max(200, Math.round(def.msgs * SCALE));
   const dir = mkdtempSync(join(tmpdir(), 'onward-bench-'));
   // postgres: a fresh database per row, so no row inherits another's tables and dead tuples.
-  if (variant.backend === 'postgres') variant = { ...variant, url: await variant.pg.createDatabase(`bench_${name.replace(/\W/g, '_')}_${variant.nodes}`) };
+  if (variant.backend === 'postgres') variant = { ...variant, url: await variant.pg.createDatabase(`bench_${name.replace(/\W/g, '_')}_${variant.nodes}${variant.root ? '_ab' : ''}`) };
   const ports = relayPorts(variant);
   if (def.target === 'mx') {
     const zone = { 'mx.bench.test': { A: ['127.0.0.1'] } };
@@ -281,7 +288,7 @@ async function measureRow(name, variant = LEVEL) {
         peakPssMb: peakPss / 1024,
         relayCpuPct: cpuPct,
         relayCpuMsPerMsg: cpuMsPerMsg,
-        ...(db ? { dbXactPerMsg: db.xactPerMsg, dbWalBytesPerMsg: db.walBytesPerMsg, dbWalSyncsPerMsg: db.walSyncsPerMsg } : {}),
+        ...(db ? { dbXactPerMsg: db.xactPerMsg, dbWalBytesPerMsg: db.walBytesPerMsg, dbWalSyncsPerMsg: db.walSyncsPerMsg, dbCpuMsPerMsg: db.cpuMsPerMsg } : {}),
       });
       progress('');
       await sleep(2000);
@@ -300,7 +307,7 @@ async function measureRow(name, variant = LEVEL) {
     const v = reps.map((r) => r[k]).filter((x) => x !== null).sort((a, b) => a - b);
     return v.length ? v[Math.floor(v.length / 2)] : null;
   };
-  const keys = ['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct', 'relayCpuMsPerMsg', ...(variant.backend === 'postgres' ? ['dbXactPerMsg', 'dbWalBytesPerMsg', 'dbWalSyncsPerMsg'] : [])];
+  const keys = ['acceptMsgS', 'e2eMsgS', 'p50', 'p95', 'p99', 'peakRssMb', 'peakPssMb', 'relayCpuPct', 'relayCpuMsPerMsg', ...(variant.backend === 'postgres' ? ['dbXactPerMsg', 'dbWalBytesPerMsg', 'dbWalSyncsPerMsg', 'dbCpuMsPerMsg'] : [])];
   return { name, variant: variant.name, label: def.label, msgs, size: def.size, sessions: 20, reuse: def.reuse, target: def.target, reps, median: Object.fromEntries(keys.map((k) => [k, med(k)])) };
 }
 
@@ -329,6 +336,7 @@ const results = { startedAt: new Date().toISOString(), node: process.version, lo
 // --backend postgres: the same rows on PostgreSQL (1 node, and N nodes), beside the level baseline.
 const pg = BACKEND === 'postgres' ? await startBenchPostgres() : null;
 const PG_VARIANTS = pg === null ? [] : [1, ...(NODES > 1 ? [NODES] : [])].map((n) => ({ name: `postgres ×${n}`, backend: 'postgres', nodes: n, pg }));
+if (pg !== null && AB_ROOT !== null) PG_VARIANTS.unshift({ name: `postgres ×1 (${AB_ROOT})`, backend: 'postgres', nodes: 1, pg, root: AB_ROOT });
 if (pg !== null) process.on('exit', () => pg.kill());
 if (pg !== null) results.postgres = { rows: [], nodes: NODES, cores: (await import('node:os')).availableParallelism() };
 for (const row of ROWS) {
@@ -364,15 +372,15 @@ for (const peer of COMPARE) {
 }
 if (pg !== null) {
   console.log(`\nonward on PostgreSQL vs LevelDB (same invocation; ${results.postgres.cores} cores shared by the nodes, PostgreSQL and the load: read the ratios)\n`);
-  const h = ['row', 'spool', 'accept msg/s', 'e2e msg/s', 'p99 ms', 'accept ÷ level', 'e2e ÷ level', 'p99 ÷ level', 'relay CPU %', 'xact/msg', 'WAL bytes/msg', 'WAL fsyncs/msg'];
+  const h = ['row', 'spool', 'accept msg/s', 'e2e msg/s', 'p99 ms', 'accept ÷ level', 'e2e ÷ level', 'p99 ÷ level', 'relay CPU %', 'xact/msg', 'WAL bytes/msg', 'WAL fsyncs/msg', 'DB CPU ms/msg'];
   console.log(`| ${h.join(' | ')} |\n|${h.map(() => '---').join('|')}|`);
   for (const base of results.rows) {
     const b = base.median;
-    console.log(`| ${base.name} | level | ${fmt(b.acceptMsgS)} | ${fmt(b.e2eMsgS)} | ${fmt(b.p99, 1)} | 1.00 | 1.00 | 1.00 | ${fmt(b.relayCpuPct)} | | | |`);
+    console.log(`| ${base.name} | level | ${fmt(b.acceptMsgS)} | ${fmt(b.e2eMsgS)} | ${fmt(b.p99, 1)} | 1.00 | 1.00 | 1.00 | ${fmt(b.relayCpuPct)} | | | | |`);
     for (const r of results.postgres.rows.filter((x) => x.name === base.name)) {
       const m = r.median;
       console.log(
-        `| ${r.name} | ${r.variant} | ${fmt(m.acceptMsgS)} | ${fmt(m.e2eMsgS)} | ${fmt(m.p99, 1)} | ${fmt(m.acceptMsgS / b.acceptMsgS, 2)} | ${fmt(m.e2eMsgS / b.e2eMsgS, 2)} | ${fmt(m.p99 / b.p99, 2)} | ${fmt(m.relayCpuPct)} | ${fmt(m.dbXactPerMsg, 2)} | ${fmt(m.dbWalBytesPerMsg)} | ${fmt(m.dbWalSyncsPerMsg, 2)} |`,
+        `| ${r.name} | ${r.variant} | ${fmt(m.acceptMsgS)} | ${fmt(m.e2eMsgS)} | ${fmt(m.p99, 1)} | ${fmt(m.acceptMsgS / b.acceptMsgS, 2)} | ${fmt(m.e2eMsgS / b.e2eMsgS, 2)} | ${fmt(m.p99 / b.p99, 2)} | ${fmt(m.relayCpuPct)} | ${fmt(m.dbXactPerMsg, 2)} | ${fmt(m.dbWalBytesPerMsg)} | ${fmt(m.dbWalSyncsPerMsg, 2)} | ${fmt(m.dbCpuMsPerMsg, 2)} |`,
       );
     }
   }

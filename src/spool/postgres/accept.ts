@@ -1,18 +1,17 @@
 /**
  * Accepting messages with group commit (the level SpoolWriter pattern, DESIGN.md "Accept"):
- * accepts that arrive while a transaction is in flight go into the next one. One batch is
- * one transaction: dedup keys first (in-batch duplicates dropped, then INSERT ... ON
- * CONFLICT ... RETURNING tells which keys won), then the winners' rows (insert.ts). Callers
- * are answered only after COMMIT; a batch that fails (COMMIT outcome unknown included)
- * answers every caller in it with ONWARD_ERR_SPOOL_WRITE.
+ * accepts that arrive while a statement is in flight go into the next one. One batch is one
+ * statement in autocommit, so one round trip and one transaction: dedup keys first (in-batch
+ * duplicates dropped, then INSERT ... ON CONFLICT ... RETURNING tells which keys won), then
+ * only the winners' rows (insert.ts). Callers are answered only after COMMIT; a batch that
+ * fails (COMMIT outcome unknown included) answers every caller in it with ONWARD_ERR_SPOOL_WRITE.
  */
-import type pg from 'pg';
 import { RelayError } from '../../errors.js';
 import { deliveryId, laneOf } from '../ids.js';
 import type { AcceptResult, ClaimedDelivery, DispatchSlot, Dispatcher, NewMessage, RecipientRecord } from '../types.js';
 import { redactText } from './connection.js';
-import { inTransaction, msInterval, type PgContext } from './context.js';
-import { insertMessages } from './insert.js';
+import type { PgContext } from './context.js';
+import { Params, insertCtes } from './insert.js';
 
 interface Pending {
   readonly msg: NewMessage;
@@ -126,7 +125,7 @@ export class AcceptBatcher {
     try {
       const refused = this.options.refusal(true);
       if (refused) throw refused;
-      outcome = await this.options.track(() => inTransaction(this.ctx, (client) => writeBatch(client, this.ctx, batch)));
+      outcome = await this.options.track(() => writeBatch(this.ctx, batch));
     } catch (err) {
       const failure =
         err instanceof RelayError && err.code === 'ONWARD_ERR_SPOOL_WRITE'
@@ -141,8 +140,12 @@ export class AcceptBatcher {
     }
     this.ctx.emit('batch', { seconds: Number(process.hrtime.bigint() - started) / 1e9, writes: batch.length });
     batch.forEach((p, i) => {
-      const result = outcome.results[i] as AcceptResult;
-      if (p.answered) {
+      const result = outcome.results[i] as AcceptResult | RelayError;
+      if (result instanceof RelayError) {
+        // Not written (its key lost, and the original could not be read): the client retries.
+        for (const slot of p.slots) slot?.cancel();
+        p.reject(result);
+      } else if (p.answered) {
         // Answered 451 at its deadline, yet written: its dispatched deliveries wait for the
         // takeover (nobody here holds them), the others are due as usual.
         if (result.status === 'queued') p.msg.deliveries.forEach((d, j) => (p.slots[j] ? undefined : this.ctx.due(laneOf(d.targets, d.domain))));
@@ -151,7 +154,7 @@ export class AcceptBatcher {
       } else {
         this.started(p, outcome.nowMs);
       }
-      p.resolve(result);
+      if (!(result instanceof RelayError)) p.resolve(result);
     });
   }
 
@@ -172,14 +175,21 @@ export class AcceptBatcher {
 }
 
 interface BatchOutcome {
-  /** One per pending message, in batch order. */
-  readonly results: readonly AcceptResult[];
-  /** The transaction's `now()` (the rows' times) when a delivery was dispatched, else null. */
+  /** One per pending message, in batch order; an error for one that was not written. */
+  readonly results: readonly (AcceptResult | RelayError)[];
+  /** The transaction's `now()` (the rows' times), for the records of dispatched deliveries. */
   readonly nowMs: number | null;
 }
 
-async function writeBatch(client: pg.PoolClient, ctx: PgContext, batch: readonly Pending[]): Promise<BatchOutcome> {
-  const results: (AcceptResult | null)[] = batch.map(() => null);
+/**
+ * The batch as one statement, so one round trip and one implicit transaction (autocommit:
+ * the answer comes after COMMIT): the dedup keys (CTE `k`), then only the winners' message,
+ * body and delivery rows (insert.ts), and the transaction's `now()` (the time the rows carry).
+ * Keys go in sorted order, so two nodes' batches sharing keys wait on each other instead of
+ * deadlocking; an expired key not yet swept is taken over.
+ */
+async function writeBatch(ctx: PgContext, batch: readonly Pending[]): Promise<BatchOutcome> {
+  const results: (AcceptResult | RelayError | null)[] = batch.map(() => null);
   // In-batch duplicates: the later copy answers as its first occurrence does.
   const firstOfKey = new Map<string, number>();
   const copyOf = new Map<number, number>();
@@ -190,55 +200,48 @@ async function writeBatch(client: pg.PoolClient, ctx: PgContext, batch: readonly
     if (first === undefined) firstOfKey.set(key, i);
     else copyOf.set(i, first);
   });
-  const lost = await claimDedupKeys(client, ctx, [...firstOfKey].map(([key, i]) => ({ key, queueId: batch[i]?.msg.queueId ?? '' })));
-  for (const [key, i] of firstOfKey) {
-    const original = lost.get(key);
-    if (original !== undefined) results[i] = { status: 'duplicate', queueId: original };
+  const candidates = batch.filter((_, i) => !copyOf.has(i));
+  const keys = [...firstOfKey].map(([key, i]) => ({ key, queueId: batch[i]?.msg.queueId ?? '' })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const params = new Params();
+  const sql = `WITH k AS (
+      INSERT INTO ${ctx.s}.dedup_keys (key, queue_id, expires_at)
+      SELECT key, queue_id, now() + ${params.p(ctx.dedupWindowMs)}::float8 * interval '1 millisecond'
+      FROM unnest(${params.p(keys.map((k) => k.key))}::text[], ${params.p(keys.map((k) => k.queueId))}::text[]) WITH ORDINALITY AS k(key, queue_id, ord) ORDER BY ord
+      ON CONFLICT (key) DO UPDATE SET queue_id = EXCLUDED.queue_id, expires_at = EXCLUDED.expires_at
+        WHERE dedup_keys.expires_at <= now()
+      RETURNING key
+    ), ${insertCtes(ctx, candidates.map((p) => ({ msg: p.msg, leased: p.slots.map((slot) => slot !== null) })), params, 't.dedup_key IS NULL OR t.dedup_key IN (SELECT key FROM k)')}
+    SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms, (SELECT coalesce(array_agg(key), '{}') FROM k) AS won`;
+  const { rows } = await ctx.pool.query<{ now_ms: number; won: string[] }>(sql, params.values);
+  const won = new Set(rows[0]?.won ?? []);
+  const losers = keys.filter((k) => !won.has(k.key)).map((k) => k.key);
+  const lost = losers.length === 0 ? new Map<string, string>() : await originals(ctx, losers).catch((err: unknown) => err instanceof Error ? err : new Error(String(err)));
+  for (const key of losers) {
+    const i = firstOfKey.get(key) as number;
+    // The winners are committed and answered; only the losers, not written, answer 451.
+    const original = lost instanceof Error ? undefined : lost.get(key);
+    results[i] = original !== undefined ? { status: 'duplicate', queueId: original } : new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: the original of dedup key ${key} could not be read`, lost instanceof Error ? { cause: lost } : {});
   }
-  const winners = batch.filter((_, i) => results[i] === null && !copyOf.has(i));
-  await insertMessages(client, ctx, winners.map((p) => ({ msg: p.msg, leased: p.slots.map((slot) => slot !== null) })));
   batch.forEach((p, i) => {
     const first = copyOf.get(i);
     if (first !== undefined) {
       const firstResult = results[first];
-      results[i] = { status: 'duplicate', queueId: firstResult?.queueId ?? batch[first]?.msg.queueId ?? p.msg.queueId };
+      results[i] = firstResult instanceof RelayError ? firstResult : { status: 'duplicate', queueId: firstResult?.queueId ?? batch[first]?.msg.queueId ?? p.msg.queueId };
     } else {
       results[i] ??= { status: 'queued', queueId: p.msg.queueId };
     }
   });
-  let nowMs: number | null = null;
-  if (winners.some((p) => p.slots.some((slot) => slot !== null))) {
-    const { rows } = await client.query<{ now_ms: number }>(`SELECT (extract(epoch FROM now()) * 1000)::float8 AS now_ms`);
-    nowMs = rows[0]?.now_ms ?? null;
-  }
-  return { results: results as AcceptResult[], nowMs };
+  return { results: results as (AcceptResult | RelayError)[], nowMs: rows[0]?.now_ms ?? null };
 }
 
 /**
- * Inserts the batch's dedup keys (an expired one not yet swept is taken over) and returns
- * the keys that lost to a live one, with the original's queue id. Keys go in sorted order,
- * so two nodes' batches sharing keys wait on each other instead of deadlocking.
+ * The original queue ids of keys that lost to a live key (committed before our statement
+ * finished, or we would have won): read after the COMMIT, in a statement of its own.
  */
-async function claimDedupKeys(client: pg.PoolClient, ctx: PgContext, keys: readonly { key: string; queueId: string }[]): Promise<Map<string, string>> {
+async function originals(ctx: PgContext, losers: readonly string[]): Promise<Map<string, string>> {
   const lost = new Map<string, string>();
-  if (keys.length === 0) return lost;
-  const sorted = [...keys].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const { rows } = await client.query<{ key: string }>(
-    `INSERT INTO ${ctx.s}.dedup_keys (key, queue_id, expires_at)
-     SELECT key, queue_id, now() + ${msInterval(3)} FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(key, queue_id, ord) ORDER BY ord
-     ON CONFLICT (key) DO UPDATE SET queue_id = EXCLUDED.queue_id, expires_at = EXCLUDED.expires_at
-       WHERE dedup_keys.expires_at <= now()
-     RETURNING key`,
-    [sorted.map((k) => k.key), sorted.map((k) => k.queueId), ctx.dedupWindowMs],
-  );
-  const won = new Set(rows.map((r) => r.key));
-  const losers = sorted.filter((k) => !won.has(k.key)).map((k) => k.key);
-  if (losers.length === 0) return lost;
-  const originals = await client.query<{ key: string; queue_id: string }>(`SELECT key, queue_id FROM ${ctx.s}.dedup_keys WHERE key = ANY($1::text[])`, [losers]);
-  for (const r of originals.rows) lost.set(r.key, r.queue_id);
-  for (const key of losers) {
-    if (!lost.has(key)) throw new Error(`dedup key ${key} neither inserted nor found`);
-  }
+  const { rows } = await ctx.pool.query<{ key: string; queue_id: string }>(`SELECT key, queue_id FROM ${ctx.s}.dedup_keys WHERE key = ANY($1::text[])`, [losers]);
+  for (const r of rows) lost.set(r.key, r.queue_id);
   return lost;
 }
 

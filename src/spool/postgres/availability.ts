@@ -18,8 +18,22 @@ const UNAVAILABLE_MESSAGES = /Connection terminated|Client has encountered a con
 const SUSPECT_SQLSTATES = new Set(['57014']);
 const SUSPECT_MESSAGES = /timeout exceeded when trying to connect|Query read timeout/i;
 
-function someCause(err: unknown, test: (e: Error & { code?: unknown }) => boolean): boolean {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) if (test(e)) return true;
+interface ErrorLike {
+  readonly message: string;
+  readonly code?: unknown;
+  readonly cause?: unknown;
+}
+
+/**
+ * Duck-typed, not `instanceof Error`: an error made in another realm (Node's own socket errors
+ * seen from a `vm` context, as under jest) is no instance of this realm's Error.
+ */
+function isErrorLike(e: unknown): e is ErrorLike {
+  return typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string';
+}
+
+function someCause(err: unknown, test: (e: ErrorLike) => boolean): boolean {
+  for (let e: unknown = err, depth = 0; isErrorLike(e) && depth < 5; e = e.cause, depth++) if (test(e)) return true;
   return false;
 }
 

@@ -35,9 +35,10 @@ export interface PgContext {
 /**
  * Runs `fn` in one transaction on one pooled connection: COMMIT when it returns, ROLLBACK
  * when it throws (the error is rethrown). A connection that failed mid-transaction is
- * destroyed rather than returned to the pool.
+ * destroyed rather than returned to the pool. `begin` may carry `SET LOCAL` statements after
+ * the BEGIN (one round trip: no parameters, so several statements may go in one query).
  */
-export async function inTransaction<T>(ctx: Pick<PgContext, 'pool'>, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(ctx: Pick<PgContext, 'pool'>, fn: (client: pg.PoolClient) => Promise<T>, begin = 'BEGIN'): Promise<T> {
   const client = await ctx.pool.connect();
   let broken: Error | undefined;
   // A checked-out client whose connection dies emits 'error' (the pool listens only while it
@@ -47,7 +48,7 @@ export async function inTransaction<T>(ctx: Pick<PgContext, 'pool'>, fn: (client
   };
   client.on('error', onError);
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

@@ -28,8 +28,13 @@ export interface PostgresSpoolOptions {
   readonly retainFinishedMs: number;
   /** `relay`: migrate, heartbeat, housekeeping, wake-ups, leases; `cli`: an operator command (schema must be current). */
   readonly role: 'relay' | 'cli';
-  /** @defaultValue true */
+  /** Accepts and outcomes grouped into shared transactions. @defaultValue true */
   readonly groupCommit?: boolean;
+  /**
+   * Outcome batches without a DSN or event commit without waiting for the WAL flush
+   * (DESIGN.md "Outcome batches" says why that loses nothing). @defaultValue true
+   */
+  readonly asyncOutcomeCommit?: boolean;
   readonly logger?: Logger;
   /** Shown in `spool nodes`. @defaultValue the package's version */
   readonly version?: string;

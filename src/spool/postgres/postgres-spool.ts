@@ -26,7 +26,7 @@ import type {
 } from '../types.js';
 import { AcceptBatcher } from './accept.js';
 import { act, giveUp } from './admin-actions.js';
-import { completeAttempt, postpone } from './attempts.js';
+import { postpone } from './attempts.js';
 import { Availability } from './availability.js';
 import { checkSpool } from './check.js';
 import { claimDue } from './claims.js';
@@ -37,6 +37,7 @@ import { LeaseKeeper, TAKEOVER_POLL_MS, releaseOwnLeases } from './leases.js';
 import { migrate, quoteSchema, requireCurrentSchema } from './migrations.js';
 import { HEARTBEAT_INTERVAL_MS, heartbeat, listNodes, registerNode } from './nodes.js';
 import { NodeIdLock, packageVersion, type PostgresSpoolOptions } from './open.js';
+import { OutcomeBatcher } from './outcomes.js';
 import * as queries from './queries.js';
 import * as transfer from './transfer.js';
 import { DueListener, DueNotifier, DuePoller } from './wakeups.js';
@@ -57,6 +58,7 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
   private readonly health: Availability;
   private readonly notifier: DueNotifier;
   private readonly batcher: AcceptBatcher;
+  private readonly outcomes: OutcomeBatcher;
   private readonly leaseKeeper: LeaseKeeper;
   private readonly listener: DueListener;
   private readonly poller: DuePoller;
@@ -111,6 +113,11 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
         if (!this.health.available()) return new RelayError('ONWARD_ERR_SPOOL_WRITE', 'spool database unavailable');
         return null;
       },
+      track: (fn) => this.health.track(fn),
+    });
+    this.outcomes = new OutcomeBatcher(this.ctx, {
+      groupCommit: options.groupCommit ?? true,
+      asyncCommit: options.asyncOutcomeCommit ?? true,
       track: (fn) => this.health.track(fn),
     });
     this.leaseKeeper = new LeaseKeeper(this.ctx, {
@@ -268,7 +275,7 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
   }
 
   completeAttempt(deliveryId: string, update: AttemptUpdate): Promise<{ message: MessageRecord; delivery: DeliveryRecord }> {
-    return this.health.track(() => completeAttempt(this.ctx, deliveryId, update));
+    return this.outcomes.complete(deliveryId, update);
   }
 
   postpone(deliveryId: string, dueAt: number): Promise<void> {
@@ -345,7 +352,7 @@ export class PostgresSpool extends EventEmitter<SpoolEvents> implements Spool {
     this.closing ??= (async () => {
       for (const t of this.timers) clearInterval(t);
       this.timers = [];
-      await this.batcher.drain();
+      await Promise.all([this.batcher.drain(), this.outcomes.drain()]);
       await Promise.all([this.leaseKeeper.stop(), this.poller.stop(), this.janitor.stop(), this.listener.stop()]);
       await this.notifier.stop();
       this.health.stop();

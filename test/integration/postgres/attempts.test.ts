@@ -2,7 +2,8 @@
  * Outcomes recorded by PostgresSpool against a real PostgreSQL: a deferral is due after its
  * delay on the database's clock, the retry's claim puts the message back to queued, and a
  * final failure writes its DSN in the same transaction; dispatch-at-accept writes the
- * delivery leased to this node and starts it after COMMIT.
+ * delivery leased to this node and starts it after COMMIT; outcomes completing together are
+ * written in one transaction, and one whose lease moved on is refused alone.
  */
 import { expect, it } from '@jest/globals';
 import type { ClaimedDelivery, DispatchSlot } from '../../../src/spool/types.js';
@@ -99,5 +100,37 @@ describePg('postgres spool attempts', () => {
     expect(await spool.accept(newMessage({ dedupKey: 'dispatch-1' }))).toEqual({ status: 'duplicate', queueId: msg.queueId });
     expect(cancelled).toBe(1);
     expect(started).toHaveLength(1);
+  });
+  it('writes outcomes that complete together in one transaction and refuses only the one whose lease moved on', async () => {
+    const db = await freshSpoolDb(cluster(), 'att', defer);
+    const spool = await db.open({ nodeId: 'node-b' });
+    const msgs = [newMessage(), newMessage(), newMessage()];
+    for (const m of msgs) await spool.accept(m);
+    const claimed = await spool.claimDue('hooks', Date.now(), 3);
+    expect(claimed).toHaveLength(3);
+    const [a, b, c] = msgs.map((m) => `${m.queueId}.0`) as [string, string, string];
+    // Another node claimed b since (its epoch moved on).
+    await db.observer.query(`UPDATE onward.deliveries SET lease_epoch = lease_epoch + 1 WHERE id = $1`, [b]);
+    const delivered = (id: string) =>
+      spool.completeAttempt(id, {
+        attempts: [{ at: Date.now(), target: 'hooks', outcome: 'ok', reply: 'HTTP 200', durationMs: 2 }],
+        recipients: [{ address: 'a@x.test', state: 'delivered', reply: null }],
+        nextDueAt: null,
+      });
+    const results = await Promise.allSettled([delivered(a), delivered(b), delivered(c)]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(results[1]).toMatchObject({ reason: { code: 'ONWARD_ERR_LEASE_LOST' } });
+    const first = results[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof delivered>>>;
+    expect(first.value.message.state).toBe('delivered');
+    expect(first.value.delivery).toMatchObject({ id: a, state: 'delivered', attempts: [{ outcome: 'ok', reply: 'HTTP 200' }] });
+    const attempts = await db.observer.query<{ delivery_id: string; tx: string }>(`SELECT delivery_id, xmin::text AS tx FROM onward.attempts ORDER BY delivery_id`);
+    expect(attempts.rows.map((r) => r.delivery_id)).toEqual([a, c].sort());
+    expect(new Set(attempts.rows.map((r) => r.tx)).size).toBe(1); // one transaction
+    const states = await db.observer.query<{ id: string; state: string; body: boolean }>(
+      `SELECT m.id, m.state, EXISTS (SELECT 1 FROM onward.bodies b WHERE b.queue_id = m.id) AS body FROM onward.messages m ORDER BY m.id`,
+    );
+    expect(states.rows).toEqual(
+      msgs.map((m) => ({ id: m.queueId, state: m.queueId === msgs[1]!.queueId ? 'queued' : 'delivered', body: m.queueId === msgs[1]!.queueId })).sort((x, y) => (x.id < y.id ? -1 : 1)),
+    );
   });
 });
