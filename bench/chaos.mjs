@@ -29,7 +29,8 @@
  * --rate R (messages/s; soak default 50, count mode unthrottled) · --drain-timeout S (600) ·
  * --size B (message size, 1024) · --json FILE (write the results) · --keep (keep the temp dir) ·
  * --quiet (no progress lines) · --backend level|postgres (level) · --nodes N (postgres only; 3) ·
- * --db-restarts N (postgres only; 2 in count mode, 0 in soak mode).
+ * --db-restarts N (postgres only; 2 in count mode, 0 in soak mode) ·
+ * --malloc-arena-max N (MALLOC_ARENA_MAX of the relays; 2, as the Docker image; 0: glibc's default).
  * With `--backend postgres` the harness starts a throwaway PostgreSQL (bench/lib/postgres.mjs,
  * the one the test suites use) and N `onward serve` nodes on it (same url and schema, own nodeId
  * and ports, `spool.lease` 3s). Clients are spread over the nodes and are smart: a message whose
@@ -37,8 +38,10 @@
  * another node than the one that acknowledged it. Kills hit a random node (own random stream);
  * `--db-restarts` crash-restarts PostgreSQL itself under load (`pg_ctl stop -m immediate`, a
  * moment down, start). At the end the database must hold no delivery leased or unfinished.
- * Soak mode samples the relay's RSS (/proc/PID/status VmRSS) and open fds (/proc/PID/fd) every
- * 5 s and reports start / end / max and whether the floor of the series rises (a leak) or not.
+ * Soak mode samples each relay process's RSS (/proc/PID/status VmRSS) and open fds (/proc/PID/fd)
+ * every 5 s and reports, per node: start / end / max, the slope of the RSS low-water line (one
+ * floor per minute, after a 3-minute warm-up) with its verdict (flat, levels off, GROWS), and a
+ * table per 5 minutes (RSS low-water and max, fds, messages accepted and delivered in the window).
  * On a failure the temp dir (spool, config, relay.log) is kept and named in the output.
  * Exit: 0 when nothing was lost and every spool check was clean; 1 on any failure; 2 when the
  * harness itself could not run (bad arguments, relay does not start).
@@ -90,7 +93,8 @@ async function main() {
   const plans = new MessagePlans(opts.seed, opts.size);
   const ledger = new Ledger();
   const scheduler = new KillScheduler({ cluster, opts, rng: rngStream(opts.seed, 'kills'), ledger, log, startedAt });
-  const sampler = new Sampler(cluster);
+  // Running totals for the soak's per-window table: messages acknowledged, recipient copies acknowledged downstream.
+  const sampler = new Sampler(cluster, { totals: () => ({ accepted: ledger.acked, delivered: sinks.http.ds.acked + sinks.smtp.ds.acked }) });
   let lastStats = null;
   let harnessError = null;
 
@@ -134,6 +138,7 @@ async function main() {
     await killer;
     await scheduler.settled();
     times.load = (Date.now() - load.startedAt) / 1000;
+    sampler.loadEnded();
     log(`load done in ${times.load.toFixed(1)}s: ${ledger.acked} acked, ${ledger.refused} refused, ${ledger.gaveUp} given up`);
 
     // Drain: until nothing is queued, deferred or held (bounded); the last kills land in here.

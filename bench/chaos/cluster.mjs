@@ -61,7 +61,7 @@ export class Cluster {
       const [smtpPort, adminPort] = [await freePort(), await freePort()];
       const configPath = join(dir, db === null ? 'onward.yaml' : `${nodeId}.yaml`);
       await writeFile(configPath, stringify(relayConfig({ dir, smtpPort, adminPort, sinks, db, nodeId })));
-      nodes.push(new RelayNode({ configPath, smtpPort, adminPort, logPath: join(dir, db === null ? 'relay.log' : `${nodeId}.log`), nodeId }));
+      nodes.push(new RelayNode({ configPath, smtpPort, adminPort, logPath: join(dir, db === null ? 'relay.log' : `${nodeId}.log`), nodeId, mallocArenaMax: opts.mallocArenaMax ?? null }));
     }
     return new Cluster(nodes, db, rngStream(opts.seed, 'victim'));
   }

@@ -5,7 +5,7 @@ export function usage(problem) {
     `chaos: ${problem}\n` +
       'usage: node bench/chaos.mjs [--messages N] [--connections C] [--kills K] [--seed S] [--fail F]\n' +
       '                            [--minutes M] [--rate R] [--drain-timeout S] [--size B] [--json FILE] [--keep] [--quiet]\n' +
-      '                            [--backend level|postgres] [--nodes N] [--db-restarts N]',
+      '                            [--backend level|postgres] [--nodes N] [--db-restarts N] [--malloc-arena-max N]',
   );
   process.exit(2);
 }
@@ -27,6 +27,8 @@ export function parseArgs(argv) {
     backend: 'level',
     nodes: null,
     dbRestarts: null,
+    // glibc arenas of the relay processes, as the Docker image sets them (docs/operations.md); 0: glibc's default (8 per core).
+    mallocArenaMax: 2,
   };
   const rest = [...argv];
   const num = (arg, v) => {
@@ -54,6 +56,7 @@ export function parseArgs(argv) {
       case '--backend': opts.backend = value(); break;
       case '--nodes': opts.nodes = num(flag, value()); break;
       case '--db-restarts': opts.dbRestarts = num(flag, value()); break;
+      case '--malloc-arena-max': opts.mallocArenaMax = num(flag, value()); break;
       case '--help': case '-h': usage('help');
       // falls through (usage exits)
       default: usage(`unknown argument ${arg}`);
@@ -72,6 +75,7 @@ export function parseArgs(argv) {
   if (opts.rate !== null && !(opts.rate > 0 && opts.rate <= 100_000)) usage('--rate must be in (0, 100000]');
   if (!(opts.drainTimeout > 0 && opts.drainTimeout <= 24 * 3600)) usage('--drain-timeout must be in (0, 86400]');
   int('size', opts.size, 512, 60 * 1024);
+  int('malloc-arena-max', opts.mallocArenaMax, 0, 1024);
   if (opts.backend !== 'level' && opts.backend !== 'postgres') usage('--backend must be level or postgres');
   const postgres = opts.backend === 'postgres';
   // One LevelDB belongs to one process: several nodes (and a database to restart) need postgres.

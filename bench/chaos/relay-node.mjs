@@ -26,10 +26,17 @@ function runNode(args, timeoutMs) {
   });
 }
 
+function withoutArenaMax(env) {
+  const { MALLOC_ARENA_MAX: _, ...rest } = env;
+  return rest;
+}
+
 /** One relay process; `onCrash` (set by the kill scheduler) hears of exits that were not ours. */
 export class RelayNode {
-  constructor({ configPath, smtpPort, adminPort, logPath, nodeId = null }) {
+  /** `mallocArenaMax`: MALLOC_ARENA_MAX of the relay process (null or 0: glibc's default). */
+  constructor({ configPath, smtpPort, adminPort, logPath, nodeId = null, mallocArenaMax = null }) {
     this.nodeId = nodeId; // postgres: the node's id in the cluster; level: null
+    this.env = mallocArenaMax ? { ...process.env, MALLOC_ARENA_MAX: String(mallocArenaMax) } : withoutArenaMax(process.env);
     this.configPath = configPath;
     this.smtpPort = smtpPort;
     this.adminPort = adminPort;
@@ -55,6 +62,7 @@ export class RelayNode {
   async start(deadlineMs = 30_000) {
     const child = spawn(process.execPath, [BIN, 'serve', '--config', this.configPath], {
       cwd: ROOT,
+      env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

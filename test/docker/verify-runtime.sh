@@ -2,7 +2,7 @@
 # Replays the Dockerfile by hand, without a Docker engine (not part of `npm test`):
 #   build stage:   npm ci, npm run build, npm prune --omit=dev  on a copy of the build context
 #   runtime stage: node_modules + dist + package.json + bin, config/docker.yaml as the config,
-#                  ONWARD_CONFIG and NODE_ENV as in the image, `onward serve` as uid 1000
+#                  ONWARD_CONFIG, NODE_ENV and MALLOC_ARENA_MAX as in the image, `onward serve` as uid 1000
 #                  (the image's `node` user) when run as root
 # then checks /healthz (with the image's HEALTHCHECK command), /readyz, one message through
 # SMTP into the file target on the "volume", and a clean exit 0 on SIGTERM (STOPSIGNAL).
@@ -83,9 +83,9 @@ if [[ "$(id -u)" == 0 ]] && command -v setpriv >/dev/null; then
   echo "running as uid 1000 (the image's node user); the volume is owned by it, /app and /etc/onward by root"
 fi
 
-step "runtime: ENTRYPOINT node /app/bin/onward, CMD serve (ONWARD_CONFIG, NODE_ENV=production)"
+step "runtime: ENTRYPOINT node /app/bin/onward, CMD serve (ONWARD_CONFIG, NODE_ENV=production, MALLOC_ARENA_MAX=2)"
 LOG="$WORK/serve.log"
-(cd "$APP" && exec env NODE_ENV=production ONWARD_CONFIG="$ETC/onward.yaml" "${RUN_AS[@]}" node "$APP/bin/onward" serve) >"$LOG" 2>&1 &
+(cd "$APP" && exec env NODE_ENV=production MALLOC_ARENA_MAX=2 ONWARD_CONFIG="$ETC/onward.yaml" "${RUN_AS[@]}" node "$APP/bin/onward" serve) >"$LOG" 2>&1 &
 SERVE_PID=$!
 echo "serve pid $SERVE_PID"
 
