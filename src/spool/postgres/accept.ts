@@ -9,6 +9,7 @@
 import { RelayError } from '../../errors.js';
 import { deliveryId, laneOf } from '../ids.js';
 import type { AcceptResult, ClaimedDelivery, DispatchSlot, Dispatcher, NewMessage, RecipientRecord } from '../types.js';
+import { BatchQueue } from './batch-queue.js';
 import { redactText } from './connection.js';
 import type { PgContext } from './context.js';
 import { Params, insertCtes } from './insert.js';
@@ -48,8 +49,10 @@ export interface AcceptBatcherOptions {
 }
 
 export class AcceptBatcher {
-  private queue: Pending[] = [];
-  private flushing: Promise<void> | null = null;
+  private readonly batches = new BatchQueue<Pending>(
+    (queue) => this.take(queue),
+    (batch) => this.write(batch),
+  );
 
   constructor(
     private readonly ctx: PgContext,
@@ -81,35 +84,20 @@ export class AcceptBatcher {
         for (const slot of slots) slot?.cancel();
         pending.reject(new RelayError('ONWARD_ERR_SPOOL_WRITE', `spool write failed: no answer from the database within ${String(ACCEPT_DEADLINE_MS)} ms`));
       }, ACCEPT_DEADLINE_MS);
-      this.queue.push(pending);
-      this.flushing ??= this.flush();
+      this.batches.push(pending);
     });
   }
 
   /** Resolves once everything queued so far is written (or failed). */
-  async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
+  drain(): Promise<void> {
+    return this.batches.drain();
   }
 
-  private async flush(): Promise<void> {
-    try {
-      // Yield once first: `this.flushing` is assigned from this call, and a run that ended
-      // before its first await would clear it before the assignment, leaving a settled promise.
-      await Promise.resolve();
-      while (this.queue.length > 0) {
-        const batch = this.take();
-        if (batch.length > 0) await this.write(batch);
-      }
-    } finally {
-      this.flushing = null;
-    }
-  }
-
-  private take(): Pending[] {
+  private take(queue: Pending[]): Pending[] {
     const batch: Pending[] = [];
     let bytes = 0;
-    while (this.queue.length > 0 && (batch.length === 0 || (this.options.groupCommit && bytes < MAX_BATCH_BYTES && batch.length < MAX_BATCH_MESSAGES))) {
-      const next = this.queue.shift() as Pending;
+    while (queue.length > 0 && (batch.length === 0 || (this.options.groupCommit && bytes < MAX_BATCH_BYTES && batch.length < MAX_BATCH_MESSAGES))) {
+      const next = queue.shift() as Pending;
       // Already answered 451 at its deadline while it waited: the client retries, so writing
       // it now could queue it twice (a message without a Message-ID has no dedup key).
       if (next.answered) continue;

@@ -13,6 +13,7 @@ import { afterAttempt } from '../records.js';
 import { FINAL_DELIVERY_STATES } from '../state.js';
 import type { AttemptUpdate, DeliveryRecord, MessageRecord, NewMessage } from '../types.js';
 import { epochOf, leaseLost, queueIdOf } from './attempts.js';
+import { BatchQueue } from './batch-queue.js';
 import { inTransaction, type PgContext } from './context.js';
 import { insertMessages } from './insert.js';
 import { lockMessages, writeMessageStates } from './message-rows.js';
@@ -45,8 +46,10 @@ export interface OutcomeBatcherOptions {
 }
 
 export class OutcomeBatcher {
-  private queue: Pending[] = [];
-  private flushing: Promise<void> | null = null;
+  private readonly batches = new BatchQueue<Pending>(
+    (queue) => queue.splice(0, this.options.groupCommit ? MAX_BATCH_OUTCOMES : 1),
+    (batch) => this.write(batch),
+  );
 
   constructor(
     private readonly ctx: PgContext,
@@ -58,8 +61,7 @@ export class OutcomeBatcher {
       const epoch = epochOf(this.ctx, deliveryId);
       const queueId = queueIdOf(deliveryId);
       return new Promise<Recorded>((resolve, reject) => {
-        this.queue.push({ deliveryId, queueId, epoch, update, resolve, reject });
-        this.flushing ??= this.flush();
+        this.batches.push({ deliveryId, queueId, epoch, update, resolve, reject });
       });
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
@@ -67,22 +69,8 @@ export class OutcomeBatcher {
   }
 
   /** Resolves once everything queued so far is written (or failed). */
-  async drain(): Promise<void> {
-    while (this.flushing) await this.flushing;
-  }
-
-  private async flush(): Promise<void> {
-    try {
-      // Yield once first (as AcceptBatcher): a run ending before its first await would clear `flushing` before it is set.
-      await Promise.resolve();
-      while (this.queue.length > 0) {
-        const size = this.options.groupCommit ? MAX_BATCH_OUTCOMES : 1;
-        const batch = this.queue.splice(0, size);
-        await this.write(batch);
-      }
-    } finally {
-      this.flushing = null;
-    }
+  drain(): Promise<void> {
+    return this.batches.drain();
   }
 
   private async write(batch: readonly Pending[]): Promise<void> {
