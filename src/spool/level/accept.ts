@@ -14,8 +14,10 @@ export async function accept(ctx: LevelContext, msg: NewMessage): Promise<Accept
     if (msg.dedupKey) {
       // Synchronous: a miss (nearly every lookup) is answered from the memtable and the tables'
       // bloom filters in memory, without the thread-pool round trip of get() (issue 17 profile:
-      // ~6 % of the main thread).
-      const hit = decodeRecord<DedupEntry>(ctx.db.getSync(keys.dedup(msg.dedupKey)));
+      // ~6 % of the main thread). While the database is being reopened (after a failed batch)
+      // get() waits for it where getSync() would throw.
+      const key = keys.dedup(msg.dedupKey);
+      const hit = decodeRecord<DedupEntry>(ctx.db.status === 'open' ? ctx.db.getSync(key) : await ctx.db.get(key));
       if (hit && hit.expiresAt > now) return { status: 'duplicate', queueId: hit.queueId };
     }
     const dispatcher = ctx.dispatcher();
