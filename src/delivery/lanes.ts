@@ -51,9 +51,9 @@ export class LaneTable {
     return this.byDomain.get(`${target}@${domain}`) ?? new Set();
   }
 
-  /** Lanes with due work waiting that use `target`, in turn order. */
-  waitingFor(target: string): Lane[] {
-    return [...this.lanes.values()].filter((lane) => lane.needsScan && lane.targets.includes(target));
+  /** Lanes with due work waiting that use `target`, in turn order (read while iterating: no copy per freed slot). */
+  *waitingFor(target: string): Generator<Lane> {
+    for (const lane of this.lanes.values()) if (lane.needsScan && lane.targets.includes(target)) yield lane;
   }
 
   /** Moves `lane` to the back of the turn order (it was served first). */

@@ -415,8 +415,11 @@ export class DeliveryScheduler extends EventEmitter<SchedulerEvents> {
    * every slot it frees from another that shares its target.
    */
   private pumpUsing(target: string): void {
-    const waiting = this.lanes.waitingFor(target);
-    for (const lane of waiting) this.pump(lane);
-    if (waiting[0]) this.lanes.rotate(waiting[0]);
+    let served: Lane | null = null;
+    for (const lane of this.lanes.waitingFor(target)) {
+      served ??= lane;
+      this.pump(lane);
+    }
+    if (served) this.lanes.rotate(served);
   }
 }
